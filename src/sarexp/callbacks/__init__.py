@@ -1,0 +1,1 @@
+"""Lightning callbacks configured in conf/callbacks/."""

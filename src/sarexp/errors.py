@@ -1,0 +1,17 @@
+"""User-facing errors.
+
+Anything raised as a ``SarexpError`` is a problem with the user's input (config, data, paths), not a bug:
+the entry point prints its message as one line and exits non-zero instead of showing a traceback.
+"""
+
+
+class SarexpError(Exception):
+    """Base class for errors the user can fix; the message must name the key, file or path and the fix."""
+
+
+class ConfigError(SarexpError):
+    """A configuration value is missing, misspelled or of the wrong type."""
+
+
+class DataError(SarexpError):
+    """A dataset path is missing, empty or unreadable."""

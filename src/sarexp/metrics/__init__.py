@@ -1,0 +1,1 @@
+"""Metrics (torchmetrics objects) shared by the systems."""

@@ -1,0 +1,28 @@
+"""Learning-rate schedules over optimizer steps, built from torch's own schedulers."""
+
+import math
+
+from torch.optim import Optimizer
+from torch.optim.lr_scheduler import LambdaLR
+
+
+def warmup_cosine(
+    optimizer: Optimizer, total_steps: int, warmup_fraction: float = 0.05, min_lr_ratio: float = 0.01
+) -> LambdaLR:
+    """Linear warmup over `warmup_fraction` of the run, then cosine decay to `min_lr_ratio` × each group's lr.
+
+    `total_steps` comes from the trainer (estimated stepping batches), so the schedule follows
+    `trainer.max_steps` / `max_epochs` without being set twice.
+    """
+    if not 0.0 <= warmup_fraction < 1.0:
+        raise ValueError(f"scheduler.warmup_fraction must be in [0, 1), got {warmup_fraction}")
+    total = max(int(total_steps), 1)
+    warmup = int(round(warmup_fraction * total))
+
+    def factor(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / warmup
+        progress = min((step - warmup) / max(total - warmup, 1), 1.0)
+        return min_lr_ratio + (1.0 - min_lr_ratio) * 0.5 * (1.0 + math.cos(math.pi * progress))
+
+    return LambdaLR(optimizer, factor)

@@ -1,0 +1,1 @@
+"""Figure functions used by sample and prediction callbacks."""

@@ -1,0 +1,45 @@
+"""The one entry point: `python -m sarexp experiment=NAME [overrides]` (or `sarexp ...`).
+
+Composes the config, checks it, prints it as a tree and calls the task selected by `task=`; returns the
+task's value (the monitored metric for training) so Hydra sweepers can optimise it.
+"""
+
+import logging
+import sys
+from typing import Any
+
+import hydra
+from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
+from hydra.utils import instantiate
+from omegaconf import DictConfig
+
+from sarexp.config.locate import config_dir
+from sarexp.config.schema import register_schema
+from sarexp.config.validation import validate_config
+from sarexp.errors import SarexpError
+from sarexp.tree import print_config_tree
+
+log = logging.getLogger(__name__)
+
+register_schema()
+
+
+@hydra.main(version_base="1.3", config_path=str(config_dir()), config_name="config")
+def _run(cfg: DictConfig) -> Any:
+    try:
+        validate_config(cfg)
+        print_config_tree(cfg)
+        task = instantiate(cfg.task)
+        return task(cfg)
+    except SarexpError as error:
+        if HydraConfig.get().mode == RunMode.MULTIRUN:
+            log.error("job failed: %s", error)
+            raise
+        print(f"error: {error}", file=sys.stderr)
+        raise SystemExit(1) from None
+
+
+def main() -> None:
+    """Console-script entry point (`sarexp`)."""
+    _run()

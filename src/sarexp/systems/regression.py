@@ -1,0 +1,84 @@
+"""Supervised regression: a network maps `batch["input"]` to `batch["target"]` under a composite loss."""
+
+from typing import Any, Callable
+
+import lightning.pytorch as pl
+import torch
+from torch import nn
+from torch.optim import Optimizer
+from torchmetrics import Metric, MetricCollection
+
+from sarexp.optim.param_groups import build_optimizer
+
+Batch = dict[str, torch.Tensor]
+
+
+class RegressionSystem(pl.LightningModule):
+    """Train/validate/test/predict loop for dense regression.
+
+    The loss returns a dict of named terms with the weighted total under ``"loss"``; every term is logged.
+    Metrics are torchmetrics objects updated with keyword arguments ``preds``, ``target`` and ``inputs``
+    (torchmetrics passes each metric only the arguments its ``update`` takes), so a metric can compare
+    the input itself with the target as a baseline.
+    """
+
+    def __init__(
+        self,
+        net: nn.Module,
+        loss: nn.Module,
+        optimizer: Callable[..., Optimizer],
+        scheduler: Callable[..., Any] | None = None,
+        metrics: dict[str, Metric] | None = None,
+    ) -> None:
+        super().__init__()
+        self.net = net
+        self.loss = loss
+        self.optimizer_factory = optimizer
+        self.scheduler_factory = scheduler
+        collection = MetricCollection(dict(metrics or {}))
+        self.val_metrics = collection.clone(prefix="val/")
+        self.test_metrics = collection.clone(prefix="test/")
+
+    def forward(self, inputs: torch.Tensor) -> torch.Tensor:
+        return self.net(inputs)
+
+    def training_step(self, batch: Batch, batch_idx: int) -> torch.Tensor:
+        preds = self.net(batch["input"])
+        terms = self.loss(preds, batch["target"])
+        if not torch.isfinite(terms["loss"]):
+            raise FloatingPointError(
+                f"non-finite training loss at step {self.global_step}; lower optimizer.lr or check the data"
+            )
+        self._log_terms("train", terms, batch)
+        return terms["loss"]
+
+    def validation_step(self, batch: Batch, batch_idx: int) -> dict[str, torch.Tensor]:
+        return self._evaluate("val", self.val_metrics, batch)
+
+    def test_step(self, batch: Batch, batch_idx: int) -> dict[str, torch.Tensor]:
+        return self._evaluate("test", self.test_metrics, batch)
+
+    def predict_step(self, batch: Batch, batch_idx: int) -> dict[str, Any]:
+        """Predictions with the batch's bookkeeping entries (scene, position, …) for prediction writers."""
+        extras = {key: value for key, value in batch.items() if key not in ("input", "target")}
+        return {"preds": self.net(batch["input"]), **extras}
+
+    def configure_optimizers(self) -> Any:
+        optimizer = build_optimizer(self.optimizer_factory, self)
+        if self.scheduler_factory is None:
+            return optimizer
+        scheduler = self.scheduler_factory(optimizer, total_steps=int(self.trainer.estimated_stepping_batches))
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+
+    def _evaluate(self, stage: str, metrics: MetricCollection, batch: Batch) -> dict[str, torch.Tensor]:
+        preds = self.net(batch["input"])
+        self._log_terms(stage, self.loss(preds, batch["target"]), batch)
+        metrics.update(preds=preds, target=batch["target"], inputs=batch["input"])
+        self.log_dict(metrics, on_step=False, on_epoch=True)
+        return {"preds": preds}
+
+    def _log_terms(self, stage: str, terms: dict[str, torch.Tensor], batch: Batch) -> None:
+        """Log the total (shown in the progress bar) and each named term, per step while training."""
+        options = {"on_step": stage == "train", "on_epoch": True, "batch_size": batch["input"].shape[0]}
+        self.log(f"{stage}/loss", terms["loss"], prog_bar=True, **options)
+        self.log_dict({f"{stage}/{name}": value for name, value in terms.items() if name != "loss"}, **options)

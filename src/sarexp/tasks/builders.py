@@ -1,0 +1,58 @@
+"""Build the run's objects from config: seed, data module, system, callbacks, loggers, trainer."""
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import lightning.pytorch as pl
+from hydra.utils import instantiate
+from lightning.pytorch.loggers import Logger
+from omegaconf import DictConfig, OmegaConf
+
+log = logging.getLogger(__name__)
+
+
+def run_dir(cfg: DictConfig) -> Path:
+    path = Path(cfg.paths.run_dir)
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def seed_everything(cfg: DictConfig) -> int:
+    """Seed python, numpy and torch (and dataloader workers); `seed: null` draws one and returns it."""
+    return pl.seed_everything(cfg.seed, workers=True, verbose=False)
+
+
+def build_datamodule(cfg: DictConfig) -> pl.LightningDataModule:
+    return instantiate(cfg.data, _convert_="object")
+
+
+def build_system(cfg: DictConfig) -> pl.LightningModule:
+    return instantiate(cfg.system, _convert_="object")
+
+
+def build_callbacks(cfg: DictConfig) -> list[pl.Callback]:
+    return _instantiate_each(cfg.get("callbacks"))
+
+
+def build_loggers(cfg: DictConfig) -> list[Logger]:
+    return _instantiate_each(cfg.get("logger"))
+
+
+def build_trainer(cfg: DictConfig, callbacks: list[pl.Callback], loggers: list[Logger]) -> pl.Trainer:
+    return instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False, _convert_="object")
+
+
+def _instantiate_each(group: DictConfig | None) -> list[Any]:
+    """Instantiate every `_target_` entry of a name → config mapping (entries set to null are skipped)."""
+    if not group:
+        return []
+    return [instantiate(node, _convert_="object") for node in group.values() if node is not None]
+
+
+def log_hyperparameters(loggers: list[Logger], cfg: DictConfig, run_info: dict[str, Any]) -> None:
+    """Attach the resolved config and the run info (git commit, seed, host) to every logger."""
+    resolved = OmegaConf.to_container(OmegaConf.masked_copy(cfg, [k for k in cfg if k != "hydra"]), resolve=True)
+    resolved["run_info"] = run_info
+    for logger in loggers:
+        logger.log_hyperparams(resolved)

@@ -61,6 +61,15 @@ def test_loss_is_zero_for_a_perfect_prediction_and_positive_otherwise():
     assert all(terms[name] > 1e-3 for name in ("mae", "ssim", "mse", "huber", "edge"))
 
 
+def test_training_mode_computes_only_weighted_terms_and_eval_mode_all():
+    preds, target = torch.randn(2, 2, 64), torch.randn(2, 2, 64)
+    loss = FocusingLoss(mae=0.5, ssim=0.5, mse=0.0, huber=0.0, edge=0.0)
+    assert set(loss.train()(preds, target)) == {"mae", "ssim", "loss"}
+    evaluated = loss.eval()(preds, target)
+    assert set(evaluated) == {"mae", "ssim", "mse", "huber", "edge", "loss"}
+    assert torch.isclose(evaluated["loss"], 0.5 * evaluated["mae"] + 0.5 * evaluated["ssim"])
+
+
 def test_loss_rejects_an_even_ssim_window():
     with pytest.raises(ValueError, match="ssim_window"):
         FocusingLoss(ssim_window=10)

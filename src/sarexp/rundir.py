@@ -29,8 +29,13 @@ def write_json_atomic(path: Path, payload: dict[str, Any]) -> None:
 
 
 def write_metrics(run_dir: Path, metrics: dict[str, Any]) -> dict[str, float]:
-    """Write `metrics.json`: a flat object of floats, one per logged metric."""
-    flat = {key: _as_float(value) for key, value in sorted(metrics.items())}
+    """Write `metrics.json`: a flat object of floats, one per logged metric.
+
+    Lightning also reports metrics logged both per step and per epoch as `<name>_step` and `<name>_epoch`
+    beside `<name>` (the epoch value); only `<name>` is kept.
+    """
+    kept = {key: value for key, value in metrics.items() if not key.endswith(("_step", "_epoch"))}
+    flat = {key: _as_float(value) for key, value in sorted(kept.items())}
     flat = {key: value for key, value in flat.items() if value is not None}
     write_json_atomic(run_dir / "metrics.json", flat)
     return flat
@@ -71,7 +76,7 @@ def record_run_info(run_dir: Path, seed: int | None) -> dict[str, Any]:
     """Write `run_info.json` (git state, command, host, seed, SLURM job) and return it for the loggers."""
     info = {
         "git": git_state(source_checkout()),
-        "command": [Path(sys.argv[0]).name, *sys.argv[1:]],
+        "command": [_program(), *sys.argv[1:]],
         "started_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "host": socket.gethostname(),
         "python": platform.python_version(),
@@ -80,6 +85,11 @@ def record_run_info(run_dir: Path, seed: int | None) -> dict[str, Any]:
     }
     write_json_atomic(run_dir / "run_info.json", info)
     return info
+
+
+def _program() -> str:
+    name = Path(sys.argv[0]).name
+    return "python -m sarexp" if name == "__main__.py" else name
 
 
 def check_checkpoint_file(path: Path, key: str = "ckpt_path") -> Path:

@@ -17,7 +17,7 @@ class SarexpConfig:
     """The root of every composed config."""
 
     name: str = "default"
-    seed: Optional[int] = 0
+    seed: int = 0
     deterministic: bool = False
     resume: bool = True
     ckpt_path: Optional[str] = None

@@ -13,7 +13,11 @@ from torch import nn
 
 
 class FocusingLoss(nn.Module):
-    """Weighted sum of reconstruction terms; all terms are returned (and logged) whatever their weight."""
+    """Weighted sum of reconstruction terms.
+
+    In eval mode every term is returned (and logged) whatever its weight, so runs with different weights
+    stay comparable; in training mode only the weighted terms are computed, to keep steps fast.
+    """
 
     def __init__(
         self,
@@ -36,12 +40,17 @@ class FocusingLoss(nn.Module):
 
     def forward(self, preds: torch.Tensor, target: torch.Tensor) -> dict[str, torch.Tensor]:
         preds, target = _as_images(preds), _as_images(target)
+        term_functions = {
+            "mae": F.l1_loss,
+            "mse": F.mse_loss,
+            "huber": lambda p, t: F.huber_loss(p, t, delta=self.huber_delta),
+            "ssim": self._ssim_loss,
+            "edge": self._edge_loss,
+        }
         terms = {
-            "mae": F.l1_loss(preds, target),
-            "mse": F.mse_loss(preds, target),
-            "huber": F.huber_loss(preds, target, delta=self.huber_delta),
-            "ssim": self._ssim_loss(preds, target),
-            "edge": self._edge_loss(preds, target),
+            name: function(preds, target)
+            for name, function in term_functions.items()
+            if self.weights[name] != 0.0 or not self.training
         }
         terms["loss"] = sum(self.weights[name] * value for name, value in terms.items())
         return terms
@@ -59,8 +68,12 @@ class FocusingLoss(nn.Module):
 
 
 def ssim_map(preds: torch.Tensor, target: torch.Tensor, window: int, data_range: float) -> torch.Tensor:
-    """Kornia's SSIM map of two (B, C, H, W) images; width-1 images give the 1-D SSIM along H."""
-    width = max(window, target.shape[-1])
+    """Kornia's SSIM map of two (B, C, H, W) images; width-1 images give the 1-D SSIM along H.
+
+    Kornia pads by window//2 (reflecting), which needs a width above that: window//2 + 1 identical columns
+    is the narrowest image that gives the same map as a width-`window` one.
+    """
+    width = max(window // 2 + 1, target.shape[-1])
     similarity = kornia.metrics.ssim(_widen(preds, width), _widen(target, width), window, max_val=data_range)
     return similarity[..., :1] if target.shape[-1] == 1 else similarity
 
@@ -78,5 +91,5 @@ def _widen(x: torch.Tensor, width: int) -> torch.Tensor:
     if x.shape[-1] >= width:
         return x
     if x.shape[-1] != 1:
-        raise ValueError(f"SSIM needs width 1 or >= the window ({width}), got {x.shape[-1]}")
+        raise ValueError(f"SSIM needs images of width 1 or at least {width}, got width {x.shape[-1]}")
     return x.expand(*x.shape[:-1], width)

@@ -19,7 +19,7 @@ def run_dir(cfg: DictConfig) -> Path:
 
 
 def seed_everything(cfg: DictConfig) -> int:
-    """Seed python, numpy and torch (and dataloader workers); `seed: null` draws one and returns it."""
+    """Seed python, numpy and torch, and dataloader workers through Lightning."""
     return pl.seed_everything(cfg.seed, workers=True, verbose=False)
 
 

@@ -1,0 +1,1 @@
+"""Logger variants configured in conf/logger/."""

@@ -17,17 +17,19 @@ Composer = Callable[..., DictConfig]
 
 @pytest.fixture
 def compose_config(tmp_path: Path) -> Composer:
-    """compose_config(overrides) → config with run dir and data root under tmp_path."""
+    """compose_config(overrides) → config with run dir and data root under tmp_path, `hydra` node removed
+    (as the task function sees it) unless keep_hydra=True."""
     register_schema()
 
-    def _compose(overrides: list[str] | None = None, with_paths: bool = True) -> DictConfig:
+    def _compose(overrides: list[str] | None = None, keep_hydra: bool = False) -> DictConfig:
         GlobalHydra.instance().clear()
         with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
-            extra = [f"paths.root_dir={tmp_path}", f"paths.run_dir={tmp_path / 'run'}"] if with_paths else []
-            cfg = compose("config", overrides=[*extra, *(overrides or [])], return_hydra_config=True)
+            paths = [f"paths.root_dir={tmp_path}", f"paths.run_dir={tmp_path / 'run'}"]
+            cfg = compose("config", overrides=[*paths, *(overrides or [])], return_hydra_config=True)
         HydraConfig.instance().set_config(cfg)
-        with open_dict(cfg):
-            del cfg["hydra"]
+        if not keep_hydra:
+            with open_dict(cfg):
+                del cfg["hydra"]
         return cfg
 
     yield _compose

@@ -22,7 +22,8 @@ def trained_run(tmp_path_factory) -> tuple[Path, Path, int, str]:
     """Train 4 steps, then the same command with max_steps=8: (workdir, run dir, first step, 2nd output)."""
     workdir = tmp_path_factory.mktemp("cli")
     run_dir = workdir / "run"
-    common = ["experiment=ssm4sar", f"hydra.run.dir={run_dir}", "trainer.limit_val_batches=2", *TINY]
+    common = ["experiment=ssm4sar", f"hydra.run.dir={run_dir}", "trainer.limit_train_batches=4",
+              "trainer.limit_val_batches=2", *TINY]
     first = run_cli([*common, "trainer.max_steps=4"], cwd=workdir)
     assert first.returncode == 0, first.stderr[-3000:]
     first_step = _global_step(run_dir / "checkpoints" / "last.ckpt")

@@ -84,3 +84,18 @@ def test_yaml_lists_fit_tuple_arguments(compose_config):
 def test_config_dir_is_the_checkout_or_packaged_conf():
     assert (config_dir() / "config.yaml").is_file()
     assert config_dir().name == "conf" and isinstance(config_dir(), Path)
+
+
+def test_sweeps_directory_is_the_sweep_group(compose_config):
+    params = compose_config(["experiment=ssm4sar", "sweep=ssm4sar_grid"], keep_hydra=True).hydra.sweeper.params
+    assert params["optimizer.lr"] == "0.001,0.005,0.01" and params["model.hidden_state_size"] == "8,16,32"
+    assert set(params) == {"optimizer.lr", "data.batch_size", "model.num_layers", "model.hidden_state_size"}
+
+
+def test_every_yaml_expressible_trainer_argument_can_be_overridden(compose_config):
+    import inspect
+
+    objects = {"logger", "callbacks", "plugins", "model_registry", "enable_autolog_hparams"}
+    arguments = set(inspect.signature(pl.Trainer.__init__).parameters) - {"self"} - objects
+    cfg = compose_config(["experiment=ssm4sar"])
+    assert arguments <= set(cfg.trainer), sorted(arguments - set(cfg.trainer))

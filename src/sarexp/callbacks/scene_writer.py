@@ -1,6 +1,7 @@
 """Stitch tile predictions into focused scenes: `<output_dir>/<scene>.zarr` (array `az`) and a PNG quicklook.
 
-Tiles of a scene are blended with weights that favour each window's centre (sarexp.data.tiling), scaled
+Tiles of a scene are blended with weights that favour each window's centre (sarexp.data.tiling; the margin
+is half the tiles' overlap, so each line is taken from the window where it is most central), scaled
 back to the scene's units with the input's normalisation scale, and written in the dataset's layout
 (complex64 `az`, same chunks and attributes as the input) through a temporary store and a rename, so an
 interrupted prediction never leaves a half-written scene.
@@ -34,7 +35,6 @@ class FocusedSceneWriter(BasePredictionWriter):
     def __init__(
         self,
         output_dir: str,
-        overlap_margin: int,
         edge_weight: float = 1e-3,
         quicklook: bool = True,
         quicklook_max_pixels: int = 1024,
@@ -42,7 +42,6 @@ class FocusedSceneWriter(BasePredictionWriter):
     ) -> None:
         super().__init__(write_interval="batch_and_epoch")
         self.output_dir = Path(output_dir)
-        self.overlap_margin = overlap_margin
         self.edge_weight = edge_weight
         self.quicklook = quicklook
         self.quicklook_max_pixels = quicklook_max_pixels
@@ -68,7 +67,8 @@ class FocusedSceneWriter(BasePredictionWriter):
             self._accumulator = _SceneAccumulator(dataset.scenes[scene].shape)
         focused = output_to_complex(prediction["preds"].float(), dataset.scales[scene])  # (length, columns)
         n_azimuth = dataset.scenes[scene].shape[0]
-        weights = blend_weights(length, start, n_azimuth, self.overlap_margin, self.edge_weight)[:, None]
+        margin = dataset.overlap // 2
+        weights = blend_weights(length, start, n_azimuth, margin, self.edge_weight)[:, None]
         self._accumulator.weighted_sum[start:start + length, first:last] += weights * focused
         self._accumulator.weight[start:start + length, first:last] += weights
 

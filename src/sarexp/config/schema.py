@@ -10,6 +10,9 @@ from dataclasses import dataclass, field
 from typing import Any, Optional
 
 from hydra.core.config_store import ConfigStore
+from omegaconf import OmegaConf
+
+from sarexp.config.locate import sweeps_dir
 
 
 @dataclass
@@ -38,5 +41,12 @@ class SarexpConfig:
 
 
 def register_schema() -> None:
-    """Make ``sarexp_schema`` available to the defaults list (idempotent)."""
-    ConfigStore.instance().store(name="sarexp_schema", node=SarexpConfig)
+    """Make ``sarexp_schema`` and the ``sweep`` group available to the defaults list (idempotent).
+
+    Search spaces live in the top-level ``sweeps/`` directory rather than under ``conf/``; each file
+    there becomes the option ``sweep=<file name>`` and is merged at the top level (``_global_``).
+    """
+    store = ConfigStore.instance()
+    store.store(name="sarexp_schema", node=SarexpConfig)
+    for path in sorted(sweeps_dir().glob("*.yaml")):
+        store.store(group="sweep", name=path.stem, node=OmegaConf.load(path), package="_global_")

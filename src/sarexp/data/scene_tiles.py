@@ -39,6 +39,7 @@ class SceneTileDataset(Dataset):
         seed: int,
         columns_per_tile: int | None = None,
     ) -> None:
+        self.overlap = overlap
         self.paths = [Path(path) for path in scene_paths]
         self.scenes: list[SceneStore] = [open_scene(path) for path in self.paths]
         self.scales = [estimate_scale(scene, scale_blocks, seed) for scene in self.scenes]

@@ -100,6 +100,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--steps", type=int, default=200)
     parser.add_argument("--warmup", type=int, default=20)
+    parser.add_argument("--rounds", type=int, default=2, help="alternate the two loops this many times")
     parser.add_argument("--batch", type=int, default=16)
     parser.add_argument("--length", type=int, default=1024)
     parser.add_argument("--d-model", type=int, default=32)
@@ -109,12 +110,16 @@ def main() -> None:
     parser.add_argument("--log-dir", default="outputs/benchmarks/train_step_overhead")
     args = parser.parse_args()
 
-    rows = []
-    for name, run in (("plain PyTorch", time_plain), ("sarexp (Lightning)", partial(time_sarexp, log_dir=args.log_dir))):
-        rows.append((name, *summarise(run(args), args.warmup)))
+    loops = {"plain PyTorch": time_plain, "sarexp (Lightning)": partial(time_sarexp, log_dir=args.log_dir)}
+    kept: dict[str, list[float]] = {name: [] for name in loops}
+    for _ in range(args.rounds):  # alternate, so neither loop profits from running later (warm caches, clocks)
+        for name, run in loops.items():
+            kept[name].extend(run(args)[args.warmup:])
+    rows = [(name, *summarise(times, 0)) for name, times in kept.items()]
     plain_median = rows[0][1]
     print(f"\ntrain step, batch {args.batch} × L {args.length}, d_model {args.d_model}, {args.layers} layers, "
-          f"N {args.state}, device {args.device}, {args.steps} steps ({args.warmup} warm-up dropped)")
+          f"N {args.state}, device {args.device}, {args.rounds} rounds × {args.steps} steps "
+          f"({args.warmup} warm-up steps dropped per round)")
     print(f"{'loop':<20} {'median ms':>10} {'mean ms':>10} {'ratio':>7}")
     for name, median, mean in rows:
         print(f"{name:<20} {median:>10.2f} {mean:>10.2f} {median / plain_median:>7.3f}")

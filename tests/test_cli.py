@@ -134,3 +134,27 @@ def test_corrupt_zarr_store_is_named(tmp_path):
     result = run_cli([*common, f"hydra.run.dir={tmp_path / 'second'}"], cwd=tmp_path, timeout=120)
     assert result.returncode == 1
     assert str(broken) in result.stderr and "Traceback" not in result.stderr
+
+
+def test_simultaneous_runs_get_their_own_run_dirs_and_wandb_works_offline(tmp_path):
+    """Two jobs started together never share a run dir; W&B writes an offline run holding the config."""
+    import subprocess
+    import sys
+
+    data = ["debug=fast_dev_run", f"data.root={tmp_path / 'data'}", *TINY]
+    run_cli(["experiment=ssm4sar", *data, f"hydra.run.dir={tmp_path / 'warmup'}"], cwd=tmp_path)  # makes data
+    commands = [
+        [sys.executable, "-m", "sarexp", "experiment=ssm4sar", *data],
+        [sys.executable, "-m", "sarexp", "experiment=ssm4sar", "logger=[csv,wandb]", *data],
+    ]
+    processes = [subprocess.Popen(c, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                 for c in commands]
+    for process in processes:
+        _, stderr = process.communicate(timeout=300)
+        assert process.returncode == 0, stderr[-3000:]
+    run_dirs = sorted((tmp_path / "outputs" / "ssm4sar" / "runs").iterdir())
+    assert len(run_dirs) == 2 and all((d / "metrics.json").is_file() for d in run_dirs)
+    offline_runs = list(tmp_path.glob("outputs/ssm4sar/runs/*/wandb/offline-run-*/run-*.wandb"))
+    assert len(offline_runs) == 1
+    record = offline_runs[0].read_bytes()  # the offline run's records, config included, until `wandb sync`
+    assert b"SSM4SARNet" in record and b"run_info" in record

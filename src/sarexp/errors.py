@@ -15,3 +15,7 @@ class ConfigError(SarexpError):
 
 class DataError(SarexpError):
     """A dataset path is missing, empty or unreadable."""
+
+
+class TrainingError(SarexpError):
+    """Training diverged (non-finite loss): usually a learning rate too high for the data."""

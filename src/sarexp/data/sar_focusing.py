@@ -1,11 +1,6 @@
 """SSM4SAR data: SAR scenes in zarr, served as azimuth patches of one range column.
 
-Layout
-------
-``<root>/training/*.zarr`` and ``<root>/validation/*.zarr`` (the test split is the validation split).
-Each store is a zarr group (format 2 or 3) with complex arrays ``rc`` (range-compressed, model input) and
-``az`` (azimuth-compressed, target; may be absent for prediction) of the same shape (azimuth, range).
-:mod:`sarexp.data.synthetic.stripmap` writes this layout.
+Layout, scene reading and normalisation: :mod:`sarexp.data.sar_scenes`.
 
 Samples
 -------
@@ -13,8 +8,6 @@ A sample is ``patch_length`` consecutive azimuth lines of one range column, one 
 ``stride`` lines (the SSM4SAR (L, 1) patch): focusing acts along azimuth, so columns are independent
 sequences. Item: ``input`` float32 (3, L) = [I, Q, position], ``target`` float32 (2, L) = [I, Q],
 ``location`` int64 (3,) = [scene index, range column, first azimuth line].
-
-Normalisation and scene reading: :mod:`sarexp.data.sar_scenes`.
 
 Chunk-aware reading
 -------------------

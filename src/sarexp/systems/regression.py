@@ -8,6 +8,7 @@ from torch import nn
 from torch.optim import Optimizer
 from torchmetrics import Metric, MetricCollection
 
+from sarexp.errors import TrainingError
 from sarexp.optim.param_groups import build_optimizer
 
 Batch = dict[str, torch.Tensor]
@@ -46,8 +47,9 @@ class RegressionSystem(pl.LightningModule):
         preds = self.net(batch["input"])
         terms = self.loss(preds, batch["target"])
         if not torch.isfinite(terms["loss"]):
-            raise FloatingPointError(
-                f"non-finite training loss at step {self.global_step}; lower optimizer.lr or check the data"
+            raise TrainingError(
+                f"non-finite training loss ({terms['loss'].item()}) at step {self.global_step}; "
+                "lower optimizer.lr or check the data"
             )
         self._log_terms("train", terms, batch)
         return terms["loss"]

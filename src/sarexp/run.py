@@ -24,11 +24,23 @@ log = logging.getLogger(__name__)
 
 register_schema()
 
+_LIBRARY_LOGGERS = ("lightning", "lightning.fabric", "lightning.pytorch")
+
+
+def _log_libraries_through_hydra() -> None:
+    """Lightning installs its own stderr handlers when imported; drop them (after the imports) so its
+    messages go through the handlers Hydra configured (terminal and run.log) once, not twice."""
+    for name in _LIBRARY_LOGGERS:
+        library_logger = logging.getLogger(name)
+        library_logger.handlers.clear()
+        library_logger.propagate = True
+
 
 @hydra.main(version_base="1.3", config_path=str(config_dir()), config_name="config")
 def _run(cfg: DictConfig) -> Any:
     try:
-        validate_config(cfg)
+        validate_config(cfg)  # imports every _target_, Lightning included
+        _log_libraries_through_hydra()
         print_config_tree(cfg)
         task = instantiate(cfg.task)
         return task(cfg)

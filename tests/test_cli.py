@@ -100,10 +100,11 @@ def test_predict_focuses_whole_scenes_into_the_dataset_layout(trained_run):
         (["experiment=ssm4sar", "+model.hiden_size=3"], ["model.hiden_size", "SSM4SARNet"]),
         (["experiment=ssm4sar", "model.num_layers=four"], ["model.num_layers", "four"]),
         (["experiment=ssm4sar", "seed=abc"], ["seed"]),
+        (["experiment=ssm4sar", "monitor_mode=maximum"], ["monitor_mode", "min, max"]),
         (["experiment=ssm4sar", "task=eval"], ["ckpt_path"]),
         (["experiment=ssm4sar", "task=eval", "ckpt_path=/nonexistent/x.ckpt"], ["/nonexistent/x.ckpt"]),
     ],
-    ids=["unknown-experiment", "misspelled-key", "unknown-yaml-key", "wrong-type", "wrong-root-type",
+    ids=["unknown-experiment", "misspelled-key", "unknown-yaml-key", "wrong-type", "wrong-root-type", "bad-mode",
          "eval-without-checkpoint", "missing-checkpoint"],
 )
 def test_bad_input_fails_with_a_short_error_naming_the_key(tmp_path, overrides, expected):

@@ -7,12 +7,20 @@ Group nodes are typed ``Any`` here: their keys are checked against the signature
 """
 
 from dataclasses import dataclass, field
+from enum import Enum
 from typing import Any, Optional
 
 from hydra.core.config_store import ConfigStore
 from omegaconf import OmegaConf
 
 from sarexp.config.locate import sweeps_dir
+
+
+class MonitorMode(str, Enum):
+    """Whether a lower or a higher `monitor` value is better (a str, so Lightning takes it as is)."""
+
+    min = "min"
+    max = "max"
 
 
 @dataclass
@@ -25,7 +33,7 @@ class SarexpConfig:
     resume: bool = True
     ckpt_path: Optional[str] = None
     monitor: str = "val/loss"
-    monitor_mode: str = "min"
+    monitor_mode: MonitorMode = MonitorMode.min
     task: Any = None
     paths: Any = field(default_factory=dict)
     data: Any = None

@@ -12,12 +12,14 @@ import hydra
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from hydra.utils import instantiate
+from lightning.fabric.utilities.rank_zero import rank_zero_only
 from omegaconf import DictConfig
 
 from sarexp.config.locate import config_dir
 from sarexp.config.schema import register_schema
 from sarexp.config.validation import validate_config
 from sarexp.errors import SarexpError
+from sarexp.strategies.ddp import release_local_ranks
 from sarexp.tree import print_config_tree
 
 log = logging.getLogger(__name__)
@@ -41,7 +43,8 @@ def _run(cfg: DictConfig) -> Any:
     try:
         validate_config(cfg)  # imports every _target_, Lightning included
         _log_libraries_through_hydra()
-        print_config_tree(cfg)
+        if rank_zero_only.rank == 0:
+            print_config_tree(cfg)
         task = instantiate(cfg.task)
         return task(cfg)
     except SarexpError as error:
@@ -50,6 +53,8 @@ def _run(cfg: DictConfig) -> Any:
             raise
         print(f"error: {error}", file=sys.stderr)
         raise SystemExit(1) from None
+    finally:
+        release_local_ranks()
 
 
 def main() -> None:

@@ -111,7 +111,7 @@ class ClassificationSystem(pl.LightningModule):
         logits = self.net(batch[self.input_key])
         target = batch[self.target_key]
         loss = self.loss(*self._loss_arguments(logits, target))
-        self.log(f"{stage}/loss", loss, prog_bar=True, on_epoch=True, batch_size=logits.shape[0])
+        self.log(f"{stage}/loss", loss, prog_bar=True, on_epoch=True, batch_size=logits.shape[0], sync_dist=True)
         target = target.reshape(-1) if self.mode == "binary" else target
         metrics.update(self.probabilities(logits), target.long())
 

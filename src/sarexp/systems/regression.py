@@ -81,6 +81,7 @@ class RegressionSystem(pl.LightningModule):
 
     def _log_terms(self, stage: str, terms: dict[str, torch.Tensor], batch: Batch) -> None:
         """Log the total (shown in the progress bar) and each named term, per step while training."""
-        options = {"on_step": stage == "train", "on_epoch": True, "batch_size": batch["input"].shape[0]}
+        options = {"on_step": stage == "train", "on_epoch": True, "batch_size": batch["input"].shape[0],
+                   "sync_dist": stage != "train"}  # epoch means over all ranks; no per-step all-reduce
         self.log(f"{stage}/loss", terms["loss"], prog_bar=True, **options)
         self.log_dict({f"{stage}/{name}": value for name, value in terms.items() if name != "loss"}, **options)

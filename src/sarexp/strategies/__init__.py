@@ -1,0 +1,1 @@
+"""Lightning strategies that know they run inside a Hydra job."""

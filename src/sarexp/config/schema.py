@@ -14,6 +14,7 @@ from hydra.core.config_store import ConfigStore
 from omegaconf import OmegaConf
 
 from sarexp.config.locate import sweeps_dir
+from sarexp.config.resolvers import register_resolvers
 
 
 class MonitorMode(str, Enum):
@@ -42,6 +43,8 @@ class SarexpConfig:
     optimizer: Any = None
     scheduler: Any = None
     system: Any = None
+    diffusion: Any = None    # generative systems: the diffusion process (conf/diffusion/)
+    sampler: Any = None      # generative systems: how task=sample draws (conf/sampler/)
     trainer: Any = None
     callbacks: Any = field(default_factory=dict)
     logger: Any = field(default_factory=dict)
@@ -49,11 +52,12 @@ class SarexpConfig:
 
 
 def register_schema() -> None:
-    """Make ``sarexp_schema`` and the ``sweep`` group available to the defaults list (idempotent).
+    """Make ``sarexp_schema``, the ``sweep`` group and sarexp's resolvers available (idempotent).
 
     Search spaces live in the top-level ``sweeps/`` directory rather than under ``conf/``; each file
     there becomes the option ``sweep=<file name>`` and is merged at the top level (``_global_``).
     """
+    register_resolvers()
     store = ConfigStore.instance()
     store.store(name="sarexp_schema", node=SarexpConfig)
     for path in sorted(sweeps_dir().glob("*.yaml")):

@@ -2,6 +2,7 @@
 the preemption checkpoint, and W&B runs that continue and group by sweep."""
 
 import os
+import re
 import signal
 from pathlib import Path
 
@@ -14,7 +15,7 @@ from torch import nn
 
 from cli_helpers import TINY, read_metrics, run_cli
 from sarexp.callbacks.preemption import PreemptionCheckpoint
-from sarexp.config.resolvers import sweep_group
+from sarexp.config.resolvers import run_id, sweep_group
 from sarexp.config.validation import validate_config
 from sarexp.launchers.slurm import sbatch_script
 
@@ -137,3 +138,16 @@ def test_a_resumed_run_continues_the_same_offline_wandb_run(tmp_path):
     run_id = (tmp_path / "run" / "wandb_run_id").read_text().strip()
     attempts = sorted((tmp_path / "run" / "wandb").glob("offline-run-*"))
     assert len(attempts) == 2 and all(path.name.endswith(f"-{run_id}") for path in attempts)
+
+
+def test_single_run_dirs_are_named_after_the_slurm_job_and_step(monkeypatch):
+    for name in ("SLURM_JOB_ID", "SLURM_STEP_ID", "SLURM_ARRAY_JOB_ID", "SLURM_ARRAY_TASK_ID"):
+        monkeypatch.delenv(name, raising=False)
+    assert re.fullmatch(r"\d{4}-\d\d-\d\d_\d\d-\d\d-\d\d-\d{6}", run_id())
+    monkeypatch.setenv("SLURM_JOB_ID", "77")
+    assert run_id() == "slurm-77"  # the batch script itself
+    monkeypatch.setenv("SLURM_STEP_ID", "0")
+    assert run_id() == "slurm-77.0"  # every rank of `srun python -m sarexp …`
+    monkeypatch.setenv("SLURM_ARRAY_JOB_ID", "70")
+    monkeypatch.setenv("SLURM_ARRAY_TASK_ID", "3")
+    assert run_id() == "slurm-70_3.0"

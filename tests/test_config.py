@@ -88,7 +88,8 @@ def test_config_dir_is_the_checkout_or_packaged_conf():
 
 def test_sweeps_directory_is_the_sweep_group(compose_config):
     params = compose_config(["experiment=ssm4sar", "sweep=ssm4sar_grid"], keep_hydra=True).hydra.sweeper.params
-    assert params["optimizer.lr"] == "0.001,0.005,0.01" and params["model.hidden_state_size"] == "8,16,32"
+    assert params["optimizer.lr"] == "choice(0.001, 0.005, 0.01)"
+    assert params["model.hidden_state_size"] == "choice(8, 16, 32)"
     assert set(params) == {"optimizer.lr", "data.batch_size", "model.num_layers", "model.hidden_state_size"}
 
 

@@ -4,6 +4,8 @@ A module marks parameters that need their own optimizer settings with an attribu
 ``param._optim = {"lr": ..., "weight_decay": ...}`` (the S4 convention: the state-space parameters
 A, dt and B train with a small learning rate and no weight decay). A hinted learning rate is an upper
 bound: the group uses ``min(hint, base lr)`` so a sweep that lowers the base lr lowers it too.
+A hint ``lr_scale`` multiplies that learning rate (layer-wise lr decay, as timm's layer-decay groups carry
+``lr_scale``); schedulers then scale each group's own initial lr.
 """
 
 from functools import partial
@@ -31,7 +33,7 @@ def parameter_groups(module: nn.Module, lr: float, weight_decay: float) -> list[
         groups.append(
             {
                 "params": params,
-                "lr": min(hint.get("lr", lr), lr),
+                "lr": min(hint.get("lr", lr), lr) * hint.get("lr_scale", 1.0),
                 "weight_decay": hint.get("weight_decay", weight_decay),
             }
         )

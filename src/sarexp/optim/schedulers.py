@@ -7,16 +7,24 @@ from torch.optim.lr_scheduler import LambdaLR
 
 
 def warmup_cosine(
-    optimizer: Optimizer, total_steps: int, warmup_fraction: float = 0.05, min_lr_ratio: float = 0.01
+    optimizer: Optimizer,
+    total_steps: int,
+    warmup_fraction: float = 0.05,
+    min_lr_ratio: float = 0.01,
+    horizon: float = 1.0,
 ) -> LambdaLR:
     """Linear warmup over `warmup_fraction` of the run, then cosine decay to `min_lr_ratio` × each group's lr.
 
     `total_steps` comes from the trainer (estimated stepping batches), so the schedule follows
-    `trainer.max_steps` / `max_epochs` without being set twice.
+    `trainer.max_steps` / `max_epochs` without being set twice. `horizon` > 1 lays the schedule over
+    horizon × total_steps and training stops partway along it (SAR-W-MixMAE planned 1024 epochs and
+    stopped at 64: `horizon: 16` with `trainer.max_epochs: 64`).
     """
     if not 0.0 <= warmup_fraction < 1.0:
         raise ValueError(f"scheduler.warmup_fraction must be in [0, 1), got {warmup_fraction}")
-    total = max(int(total_steps), 1)
+    if horizon < 1.0:
+        raise ValueError(f"scheduler.horizon must be ≥ 1, got {horizon}")
+    total = max(int(round(total_steps * horizon)), 1)
     warmup = int(round(warmup_fraction * total))
 
     def factor(step: int) -> float:

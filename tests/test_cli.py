@@ -159,3 +159,10 @@ def test_simultaneous_runs_get_their_own_run_dirs_and_wandb_works_offline(tmp_pa
     assert len(offline_runs) == 1
     record = offline_runs[0].read_bytes()  # the offline run's records, config included, until `wandb sync`
     assert b"SSM4SARNet" in record and b"run_info" in record
+
+
+def test_an_error_raised_while_building_an_object_is_one_line(tmp_path):
+    result = run_cli(["experiment=ssm4sar", "data.num_workers=-1"], cwd=tmp_path)  # raised in __init__
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines()[-1] == "error: data.num_workers must be >= 0, got -1"
+    assert "Traceback" not in result.stderr

@@ -10,6 +10,7 @@ from typing import Any
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
+from hydra.errors import InstantiationException
 from hydra.types import RunMode
 from hydra.utils import instantiate
 from lightning.fabric.utilities.rank_zero import rank_zero_only
@@ -47,14 +48,28 @@ def _run(cfg: DictConfig) -> Any:
             print_config_tree(cfg)
         task = instantiate(cfg.task)
         return task(cfg)
-    except SarexpError as error:
+    except (SarexpError, InstantiationException) as raised:
+        error = _user_error(raised)
+        if error is None:
+            raise
         if HydraConfig.get().mode == RunMode.MULTIRUN:
             log.error("job failed: %s", error)
-            raise
+            raise error from None  # the sweeper records the user's error, not Hydra's wrapper
         print(f"error: {error}", file=sys.stderr)
         raise SystemExit(1) from None
     finally:
         release_local_ranks()
+
+
+def _user_error(raised: BaseException) -> SarexpError | None:
+    """The SarexpError behind an exception: itself, or the one a constructor raised inside
+    `instantiate` (Hydra wraps it in an InstantiationException)."""
+    seen: BaseException | None = raised
+    while seen is not None:
+        if isinstance(seen, SarexpError):
+            return seen
+        seen = seen.__cause__ or seen.__context__
+    return None
 
 
 def main() -> None:

@@ -1,0 +1,57 @@
+"""What the generative tasks (sample, likelihood) share: the trained diffusion system from a checkpoint,
+the device, and atomic writers of sample files."""
+
+import logging
+import os
+import tempfile
+from pathlib import Path
+
+import h5py
+import numpy as np
+import torch
+from omegaconf import DictConfig
+
+from sarexp.errors import ConfigError
+from sarexp.systems.diffusion import DiffusionSystem
+from sarexp.tasks.builders import build_system
+from sarexp.tasks.checkpoints import loading
+
+log = logging.getLogger(__name__)
+
+
+def resolve_device(device: str) -> torch.device:
+    """``auto``: the GPU when there is one, else the CPU; otherwise any torch device name."""
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        return torch.device(device)
+    except RuntimeError:
+        raise ConfigError(f"task.device={device!r} is not a torch device; use auto, cpu or cuda[:N]") from None
+
+
+def load_diffusion_system(cfg: DictConfig, checkpoint: Path) -> DiffusionSystem:
+    """The configured system with the checkpoint's weights (raw and EMA) loaded."""
+    system = build_system(cfg)
+    if not isinstance(system, DiffusionSystem):
+        raise ConfigError(f"system={type(system).__name__} is not a diffusion system; use an experiment pdm_*")
+    state = torch.load(checkpoint, map_location="cpu", weights_only=False)
+    with loading(checkpoint):
+        system.load_state_dict(state["state_dict"])
+    log.info("loaded %s (global step %s)", checkpoint, state.get("global_step"))
+    return system
+
+
+def write_npz_atomic(path: Path, **arrays: np.ndarray) -> None:
+    with tempfile.NamedTemporaryFile(dir=path.parent, prefix=f".{path.name}.", suffix=".npz", delete=False) as handle:
+        np.savez(handle, **arrays)
+        temporary = handle.name
+    os.replace(temporary, path)
+
+
+def write_hdf5_atomic(path: Path, **arrays: np.ndarray) -> None:
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".h5")
+    os.close(handle)
+    with h5py.File(temporary, "w") as file:
+        for name, array in arrays.items():
+            file.create_dataset(name, data=array)
+    os.replace(temporary, path)

@@ -46,3 +46,15 @@ def build_optimizer(factory: Callable[..., Optimizer], module: nn.Module) -> Opt
     lr = keywords.get("lr", 1e-3)
     weight_decay = keywords.get("weight_decay", 0.0)
     return factory(parameter_groups(module, lr, weight_decay))
+
+
+def lightning_optimization(
+    optimizer: Callable[..., Optimizer], scheduler: Callable[..., Any] | None, module: nn.Module, total_steps: int
+) -> Optimizer | dict[str, Any]:
+    """What a system's `configure_optimizers` returns: the optimizer over `module`'s hinted groups and,
+    when configured, a schedule stepped every optimizer step over `total_steps`."""
+    built = build_optimizer(optimizer, module)
+    if scheduler is None:
+        return built
+    return {"optimizer": built, "lr_scheduler": {"scheduler": scheduler(built, total_steps=int(total_steps)),
+                                                 "interval": "step"}}

@@ -9,7 +9,7 @@ from torch.optim import Optimizer
 from torchmetrics import Metric, MetricCollection
 
 from sarexp.errors import ConfigError, TrainingError
-from sarexp.optim.param_groups import build_optimizer
+from sarexp.optim.param_groups import lightning_optimization
 
 Batch = dict[str, torch.Tensor]
 Mode = Literal["multilabel", "multiclass", "binary"]
@@ -93,11 +93,8 @@ class ClassificationSystem(pl.LightningModule):
         return probs.reshape(-1) if self.mode == "binary" else probs
 
     def configure_optimizers(self) -> Any:
-        optimizer = build_optimizer(self.optimizer_factory, self)
-        if self.scheduler_factory is None:
-            return optimizer
-        scheduler = self.scheduler_factory(optimizer, total_steps=int(self.trainer.estimated_stepping_batches))
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+        return lightning_optimization(self.optimizer_factory, self.scheduler_factory, self,
+                                      self.trainer.estimated_stepping_batches)
 
     def _loss_arguments(self, logits: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Shapes and dtypes each kind of loss expects: float targets for BCE, long class indices for CE."""

@@ -21,7 +21,7 @@ from sarexp.diffusion.gaussian import GaussianDiffusion, ModelFn
 from sarexp.diffusion.timestep_samplers import create_timestep_sampler
 from sarexp.errors import DataError, TrainingError
 from sarexp.optim.ema import frozen_copy, update_ema, warmed_decay
-from sarexp.optim.param_groups import build_optimizer
+from sarexp.optim.param_groups import lightning_optimization
 
 Batch = dict[str, torch.Tensor]
 
@@ -100,11 +100,9 @@ class DiffusionSystem(pl.LightningModule):
         update_ema(self.ema_net, self.net, decay)
 
     def configure_optimizers(self) -> Any:
-        optimizer = build_optimizer(self.optimizer_factory, self.net)  # the raw net carries the `_optim` hints
-        if self.scheduler_factory is None:
-            return optimizer
-        scheduler = self.scheduler_factory(optimizer, total_steps=int(self.trainer.estimated_stepping_batches))
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+        # built on the raw net: the EMA copy is a deepcopy and has lost the `_optim` hints
+        return lightning_optimization(self.optimizer_factory, self.scheduler_factory, self.net,
+                                      self.trainer.estimated_stepping_batches)
 
     def sampling_network(self, use_ema: bool = True) -> nn.Module:
         return self.ema_net if use_ema else self.net

@@ -16,7 +16,7 @@ from torch import nn
 from torch.optim import Optimizer
 
 from sarexp.errors import ConfigError, TrainingError
-from sarexp.optim.param_groups import build_optimizer
+from sarexp.optim.param_groups import lightning_optimization
 
 Batch = dict[str, torch.Tensor]
 
@@ -64,11 +64,8 @@ class MaskedPretrainingSystem(pl.LightningModule):
         return self._evaluate("test", batch, batch_idx)
 
     def configure_optimizers(self) -> Any:
-        optimizer = build_optimizer(self.optimizer_factory, self)
-        if self.scheduler_factory is None:
-            return optimizer
-        scheduler = self.scheduler_factory(optimizer, total_steps=int(self.trainer.estimated_stepping_batches))
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+        return lightning_optimization(self.optimizer_factory, self.scheduler_factory, self,
+                                      self.trainer.estimated_stepping_batches)
 
     def _evaluate(self, stage: str, batch: Batch, batch_idx: int) -> dict[str, torch.Tensor]:
         pred, target, mask, weights = self._forward(batch, torch.Generator().manual_seed(batch_idx))

@@ -9,7 +9,7 @@ from torch.optim import Optimizer
 from torchmetrics import Metric, MetricCollection
 
 from sarexp.errors import TrainingError
-from sarexp.optim.param_groups import build_optimizer
+from sarexp.optim.param_groups import lightning_optimization
 
 Batch = dict[str, torch.Tensor]
 
@@ -66,11 +66,8 @@ class RegressionSystem(pl.LightningModule):
         return {"preds": self.net(batch["input"]), **extras}
 
     def configure_optimizers(self) -> Any:
-        optimizer = build_optimizer(self.optimizer_factory, self)
-        if self.scheduler_factory is None:
-            return optimizer
-        scheduler = self.scheduler_factory(optimizer, total_steps=int(self.trainer.estimated_stepping_batches))
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+        return lightning_optimization(self.optimizer_factory, self.scheduler_factory, self,
+                                      self.trainer.estimated_stepping_batches)
 
     def _evaluate(self, stage: str, metrics: MetricCollection, batch: Batch) -> dict[str, torch.Tensor]:
         preds = self.net(batch["input"])

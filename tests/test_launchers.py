@@ -10,12 +10,11 @@ import lightning.pytorch as pl
 import pytest
 import torch
 from hydra.core.hydra_config import HydraConfig
-from omegaconf import OmegaConf
 from torch import nn
 
 from cli_helpers import TINY, read_metrics, run_cli
 from sarexp.callbacks.preemption import PreemptionCheckpoint
-from sarexp.config.resolvers import run_id, sweep_group
+from sarexp.config.resolvers import run_id
 from sarexp.config.validation import validate_config
 from sarexp.launchers.slurm import sbatch_script
 
@@ -119,13 +118,12 @@ def test_the_warning_signal_hands_over_to_the_previous_owner_after_saving(tmp_pa
 
 
 def test_sweep_group_names_the_sweep_in_multiruns_only(compose_config):
-    compose_config(["experiment=ssm4sar"], keep_hydra=True)
-    assert sweep_group() is None
-    cfg = compose_config(["experiment=ssm4sar", "hydra.mode=MULTIRUN", "hydra.sweep.dir=out/ssm4sar/sweeps/s1"],
-                         keep_hydra=True)
+    single = compose_config(["experiment=ssm4sar", "logger=wandb"])
+    assert single.logger.wandb.group is None
+    multirun = compose_config(["experiment=ssm4sar", "logger=wandb", "hydra.mode=MULTIRUN",
+                               "hydra.sweep.dir=out/ssm4sar/sweeps/s1"])
     assert HydraConfig.get().mode.name == "MULTIRUN"
-    assert sweep_group() == "ssm4sar/sweeps/s1"
-    assert OmegaConf.to_container(compose_config(["experiment=ssm4sar", "logger=wandb"]).logger, resolve=True)
+    assert multirun.logger.wandb.group == "ssm4sar/sweeps/s1"
 
 
 @pytest.mark.slow

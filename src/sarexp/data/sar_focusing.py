@@ -43,7 +43,8 @@ from sarexp.data.sar_scenes import (
     open_scene,
 )
 from sarexp.data.scene_tiles import SceneTileDataset
-from sarexp.data.synthetic.stripmap import is_missing_or_empty, write_synthetic_dataset
+from sarexp.data.synthetic.staging import is_missing_or_empty
+from sarexp.data.synthetic.stripmap import write_synthetic_dataset
 from sarexp.errors import ConfigError, DataError
 
 SPLITS = ("training", "validation")

@@ -62,11 +62,8 @@ and the group attributes (units in brackets):
   [this module's name].
 """
 
-import errno
 import math
 import os
-import shutil
-import uuid
 import zlib
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, fields
@@ -80,7 +77,8 @@ from scipy import fft
 from scipy.ndimage import gaussian_filter
 from scipy.signal import fftconvolve
 
-from sarexp.errors import ConfigError, DataError
+from sarexp.data.synthetic.staging import write_atomically
+from sarexp.errors import ConfigError
 
 SPEED_OF_LIGHT = 299_792_458.0  # m/s
 DEFAULT_SCENES = MappingProxyType({"training": 4, "validation": 1})
@@ -403,11 +401,6 @@ def simulate_scene(
     return SimulatedScene(rc=rc[crop].astype(np.complex64), az=az[crop], targets=targets, noise_power=noise_power)
 
 
-def is_missing_or_empty(path: Path) -> bool:
-    """True when ``path`` does not exist or is a directory without entries (a dataset may go there)."""
-    return not path.exists() or (path.is_dir() and not any(path.iterdir()))
-
-
 def _settings(cls: type[_Settings], value: _Settings | Mapping[str, Any], key: str) -> _Settings:
     """Accept a settings dataclass or a mapping of its fields (from YAML), naming unknown keys."""
     if isinstance(value, cls):
@@ -458,16 +451,6 @@ def _write_scene(path: Path, scene: SimulatedScene, chunks: Sequence[int], attrs
     group.attrs.update(attrs)
 
 
-def _publish(staging: Path, root: Path) -> None:
-    """Rename the finished dataset into place; a non-empty root means another process got there first."""
-    try:
-        os.rename(staging, root)
-    except OSError as error:
-        if error.errno in (errno.ENOTEMPTY, errno.EEXIST):
-            raise FileExistsError(errno.EEXIST, "a dataset was written there concurrently", str(root)) from error
-        raise
-
-
 def write_synthetic_dataset(
     root: str | os.PathLike[str],
     *,
@@ -492,14 +475,7 @@ def write_synthetic_dataset(
     radar = _settings(RadarParameters, params, "params")
     cover = None if land_cover is None else _settings(LandCover, land_cover, "land_cover")
     _check_layout(n_azimuth, n_range, scenes, chunks, point_targets, seed)
-    if root.exists() and not root.is_dir():
-        raise DataError(f"{root}: exists and is not a directory; point data.root at a directory")
-    if not is_missing_or_empty(root):
-        raise FileExistsError(errno.EEXIST, "dataset directory is not empty", str(root))
-    root.parent.mkdir(parents=True, exist_ok=True)
-    staging = root.parent / f".{root.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}"
-    staging.mkdir()
-    try:
+    def fill(staging: Path) -> None:
         for split, count in scenes.items():
             (staging / split).mkdir()
             for index in range(count):
@@ -517,8 +493,5 @@ def write_synthetic_dataset(
                     "generator": __name__,
                 }
                 _write_scene(staging / split / f"scene_{index:03d}.zarr", scene, chunks, attrs)
-        _publish(staging, root)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
-    return root
+
+    return write_atomically(root, fill)

@@ -9,8 +9,9 @@ class SarexpError(Exception):
     """Base class for errors the user can fix; the message must name the key, file or path and the fix."""
 
 
-class ConfigError(SarexpError):
-    """A configuration value is missing, misspelled or of the wrong type."""
+class ConfigError(SarexpError, ValueError):
+    """A configuration value is missing, misspelled, of the wrong type or out of range (also a ValueError,
+    so code that validates its arguments can be used outside sarexp's configs too)."""
 
 
 class DataError(SarexpError):

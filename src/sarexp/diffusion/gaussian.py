@@ -15,6 +15,7 @@ import torch
 
 from sarexp.diffusion.likelihoods import discretized_gaussian_log_likelihood, normal_kl
 from sarexp.diffusion.schedules import make_betas
+from sarexp.errors import ConfigError
 
 ModelFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 VARIANCES = ("fixed_large", "fixed_small", "learned_range")
@@ -44,12 +45,12 @@ class GaussianDiffusion:
         timestep_map: Sequence[int] | np.ndarray | None = None,
     ) -> None:
         if variance not in VARIANCES:
-            raise ValueError(f"diffusion variance must be one of {', '.join(VARIANCES)}, got {variance!r}")
+            raise ConfigError(f"diffusion variance must be one of {', '.join(VARIANCES)}, got {variance!r}")
         if loss_type not in LOSSES:
-            raise ValueError(f"diffusion loss_type must be one of {', '.join(LOSSES)}, got {loss_type!r}")
+            raise ConfigError(f"diffusion loss_type must be one of {', '.join(LOSSES)}, got {loss_type!r}")
         betas = np.asarray(betas, dtype=np.float64)
         if betas.ndim != 1 or not ((betas > 0) & (betas <= 1)).all():
-            raise ValueError("betas must be a 1-D array in (0, 1]")
+            raise ConfigError("betas must be a 1-D array in (0, 1]")
         self.variance = variance
         self.loss_type = loss_type
         self.vlb_weight = vlb_weight
@@ -79,7 +80,7 @@ class GaussianDiffusion:
         kept steps exactly, and the network is still called with the original indices."""
         kept = sorted({int(k) for k in kept})
         if not kept or kept[0] < 0 or kept[-1] >= self.num_timesteps:
-            raise ValueError(f"respacing must keep steps in [0, {self.num_timesteps}), got {kept}")
+            raise ConfigError(f"respacing must keep steps in [0, {self.num_timesteps}), got {kept}")
         alpha_bar = self.alphas_cumprod[kept]
         betas = 1.0 - alpha_bar / np.append(1.0, alpha_bar[:-1])
         return GaussianDiffusion(betas, self.variance, self.loss_type, self.vlb_weight, self.timestep_map[kept])
@@ -138,7 +139,7 @@ class GaussianDiffusion:
         if not self.learns_sigma:
             return output, None
         if output.shape[1] != 2 * channels:
-            raise ValueError(
+            raise ConfigError(
                 f"learned variance needs 2×{channels} output channels, the network gives {output.shape[1]}: "
                 "set model.learn_sigma to diffusion.learn_sigma"
             )

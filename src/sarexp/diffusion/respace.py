@@ -2,6 +2,8 @@
 
 import numpy as np
 
+from sarexp.errors import ConfigError
+
 SPACINGS = ("uniform", "quadratic", "logsnr")
 
 
@@ -14,9 +16,9 @@ def spaced_timesteps(alphas_cumprod: np.ndarray, steps: int, spacing: str = "uni
     """
     total = len(alphas_cumprod)
     if not 1 <= steps <= total:
-        raise ValueError(f"sampler.steps must be in [1, {total}] (the process has {total} steps), got {steps}")
+        raise ConfigError(f"sampler.steps must be in [1, {total}] (the process has {total} steps), got {steps}")
     if spacing not in SPACINGS:
-        raise ValueError(f"sampler.spacing must be one of {', '.join(SPACINGS)}, got {spacing!r}")
+        raise ConfigError(f"sampler.spacing must be one of {', '.join(SPACINGS)}, got {spacing!r}")
     if steps == 1:
         return [total - 1]
     if spacing == "uniform":

@@ -25,6 +25,7 @@ from tqdm.auto import tqdm
 from sarexp.diffusion.gaussian import GaussianDiffusion, ModelFn
 from sarexp.diffusion.respace import spaced_timesteps
 from sarexp.diffusion.schedules import MAX_BETA
+from sarexp.errors import ConfigError
 
 LOWER_ORDER_FINAL_BELOW = 15  # step counts where the last steps use lower orders (as diffusers' multistep solver)
 
@@ -48,7 +49,7 @@ class Sampler(ABC):
         self, clip_denoised: bool = True, skip_clipped_steps: bool = True, min_alpha_bar: float = 0.0
     ) -> None:
         if not 0.0 <= min_alpha_bar < 1.0:
-            raise ValueError(f"sampler.min_alpha_bar must be in [0, 1), got {min_alpha_bar}")
+            raise ConfigError(f"sampler.min_alpha_bar must be in [0, 1), got {min_alpha_bar}")
         self.clip_denoised = clip_denoised
         self.skip_clipped_steps = skip_clipped_steps
         self.min_alpha_bar = min_alpha_bar
@@ -141,7 +142,7 @@ class DDIMSampler(Sampler):
     ) -> None:
         super().__init__(clip_denoised, skip_clipped_steps, min_alpha_bar)
         if eta < 0:
-            raise ValueError(f"sampler.eta must be >= 0, got {eta}")
+            raise ConfigError(f"sampler.eta must be >= 0, got {eta}")
         self.steps, self.eta, self.spacing = steps, eta, spacing
 
     def _run(
@@ -183,9 +184,9 @@ class DPMSolverSampler(Sampler):
     ) -> None:
         super().__init__(clip_denoised, skip_clipped_steps, min_alpha_bar)
         if order not in (1, 2, 3):
-            raise ValueError(f"sampler.order must be 1, 2 or 3, got {order}")
+            raise ConfigError(f"sampler.order must be 1, 2 or 3, got {order}")
         if algorithm not in self.ALGORITHMS:
-            raise ValueError(f"sampler.algorithm must be one of {', '.join(self.ALGORITHMS)}, got {algorithm!r}")
+            raise ConfigError(f"sampler.algorithm must be one of {', '.join(self.ALGORITHMS)}, got {algorithm!r}")
         self.steps, self.order, self.algorithm = steps, order, algorithm
         self.spacing, self.lower_order_final = spacing, lower_order_final
 

@@ -4,6 +4,8 @@ import math
 
 import numpy as np
 
+from sarexp.errors import ConfigError
+
 MAX_BETA = 0.999  # the cosine schedule's clip: keeps the last steps from destroying the signal in one jump
 
 
@@ -28,9 +30,9 @@ def cosine_betas(steps: int) -> np.ndarray:
 
 def make_betas(noise_schedule: str, steps: int) -> np.ndarray:
     if steps < 1:
-        raise ValueError(f"diffusion.steps must be >= 1, got {steps}")
+        raise ConfigError(f"diffusion.steps must be >= 1, got {steps}")
     if noise_schedule == "linear":
         return linear_betas(steps)
     if noise_schedule == "cosine":
         return cosine_betas(steps)
-    raise ValueError(f"unknown noise_schedule {noise_schedule!r}; use linear or cosine")
+    raise ConfigError(f"unknown noise_schedule {noise_schedule!r}; use linear or cosine")

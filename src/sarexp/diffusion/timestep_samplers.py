@@ -8,6 +8,8 @@ from abc import ABC, abstractmethod
 import torch
 from torch import nn
 
+from sarexp.errors import ConfigError
+
 
 class TimestepSampler(nn.Module, ABC):
     """Draws t ~ p(t) and the importance weights 1/(T p(t)) that keep the loss an unbiased estimate."""
@@ -42,7 +44,7 @@ class LossSecondMomentSampler(TimestepSampler):
     def __init__(self, num_timesteps: int, history: int = 10, uniform_prob: float = 0.001) -> None:
         super().__init__(num_timesteps)
         if history < 1 or not 0.0 <= uniform_prob <= 1.0:
-            raise ValueError("loss-aware sampler needs history >= 1 and uniform_prob in [0, 1]")
+            raise ConfigError("loss-aware sampler needs history >= 1 and uniform_prob in [0, 1]")
         self.uniform_prob = uniform_prob
         self.register_buffer("loss_history", torch.zeros(num_timesteps, history, dtype=torch.float64))
         self.register_buffer("loss_counts", torch.zeros(num_timesteps, dtype=torch.long))
@@ -77,5 +79,5 @@ TIMESTEP_SAMPLERS = {"uniform": UniformSampler, "loss-second-moment": LossSecond
 def create_timestep_sampler(name: str, num_timesteps: int) -> TimestepSampler:
     """The seed's `schedule_sampler` names: ``uniform`` or ``loss-second-moment``."""
     if name not in TIMESTEP_SAMPLERS:
-        raise ValueError(f"schedule_sampler must be one of {', '.join(TIMESTEP_SAMPLERS)}, got {name!r}")
+        raise ConfigError(f"schedule_sampler must be one of {', '.join(TIMESTEP_SAMPLERS)}, got {name!r}")
     return TIMESTEP_SAMPLERS[name](num_timesteps)

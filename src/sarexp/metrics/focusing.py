@@ -11,6 +11,8 @@ from typing import Literal
 import torch
 from torchmetrics import Metric
 
+from sarexp.errors import ConfigError
+
 
 class AmplitudePSNR(Metric):
     """Dataset-level amplitude PSNR in dB (higher is better)."""
@@ -21,7 +23,7 @@ class AmplitudePSNR(Metric):
     def __init__(self, source: Literal["prediction", "input"] = "prediction", channels: tuple[int, int] = (0, 1)):
         super().__init__()
         if source not in ("prediction", "input"):
-            raise ValueError(f"AmplitudePSNR source must be 'prediction' or 'input', got {source!r}")
+            raise ConfigError(f"AmplitudePSNR source must be 'prediction' or 'input', got {source!r}")
         self.source = source
         self.channels = tuple(channels)
         self.add_state("squared_error", default=torch.tensor(0.0, dtype=torch.float64), dist_reduce_fx="sum")

@@ -12,6 +12,8 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+from sarexp.errors import ConfigError
+
 
 def _stage(inputs: int, outputs: int, dropout: float) -> nn.Sequential:
     """Two 3×3 convolutions with batch norm and ReLU, then 2× max pooling."""
@@ -40,7 +42,7 @@ class FeatureCNN(nn.Module):
     ) -> None:
         super().__init__()
         if not widths:
-            raise ValueError("widths must name at least one stage")
+            raise ConfigError("widths must name at least one stage")
         channels = [in_channels, *widths]
         self.stages = nn.Sequential(*(_stage(a, b, dropout) for a, b in zip(channels[:-1], channels[1:])))
         self.projection = nn.Sequential(nn.Linear(widths[-1], feature_dim), nn.ReLU(inplace=True))

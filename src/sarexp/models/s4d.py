@@ -22,6 +22,7 @@ from typing import NamedTuple
 import torch
 from torch import nn
 
+from sarexp.errors import ConfigError
 from sarexp.models.keops_vandermonde import keops_available, vandermonde_keops
 
 ACTIVATIONS: dict[str, Callable[[], nn.Module]] = {
@@ -41,7 +42,7 @@ A_REAL_INIT = -0.5  # real part of every initial eigenvalue, for both S4D-Lin an
 def _check_choice(what: str, value: str, valid: tuple[str, ...]) -> None:
     """Reject a config string early, naming the accepted values, instead of failing deep inside forward."""
     if value not in valid:
-        raise ValueError(f"unknown {what} {value!r}; expected one of {', '.join(valid)}")
+        raise ConfigError(f"unknown {what} {value!r}; expected one of {', '.join(valid)}")
 
 
 def make_activation(name: str) -> nn.Module:
@@ -126,9 +127,9 @@ class S4DKernel(nn.Module):
     ) -> None:
         super().__init__()
         if state_size < 2 or state_size % 2:
-            raise ValueError(f"state_size must be even and >= 2 (conjugate pairs), got {state_size}")
+            raise ConfigError(f"state_size must be even and >= 2 (conjugate pairs), got {state_size}")
         if not 0 < dt_min <= dt_max:
-            raise ValueError(f"need 0 < dt_min <= dt_max, got dt_min={dt_min}, dt_max={dt_max}")
+            raise ConfigError(f"need 0 < dt_min <= dt_max, got dt_min={dt_min}, dt_max={dt_max}")
         _check_choice("kernel_backend", backend, KERNEL_BACKENDS)
         self.backend = backend
         modes = state_size // 2

@@ -14,6 +14,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from sarexp.errors import ConfigError
+
 
 def timestep_embedding(t: torch.Tensor, dim: int, max_period: float = 10000.0) -> torch.Tensor:
     """Sinusoidal embedding of (possibly fractional) timesteps: [cos(t f_k), sin(t f_k)], f_k = P^(−k/(dim/2))."""
@@ -69,7 +71,7 @@ class AttentionBlock(nn.Module):
     def __init__(self, channels: int, num_heads: int) -> None:
         super().__init__()
         if channels % num_heads:
-            raise ValueError(f"attention over {channels} channels needs num_heads dividing it, got {num_heads}")
+            raise ConfigError(f"attention over {channels} channels needs num_heads dividing it, got {num_heads}")
         self.num_heads = num_heads
         self.norm = group_norm(channels)
         self.qkv = nn.Conv1d(channels, 3 * channels, 1)
@@ -147,7 +149,7 @@ class UNet(nn.Module):
     ) -> None:
         super().__init__()
         if image_size % 2 ** (len(channel_mult) - 1):
-            raise ValueError(
+            raise ConfigError(
                 f"model.image_size={image_size} must be divisible by 2^(levels−1) = {2 ** (len(channel_mult) - 1)}"
             )
         self.in_channels = in_channels

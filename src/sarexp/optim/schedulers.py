@@ -5,6 +5,8 @@ import math
 from torch.optim import Optimizer
 from torch.optim.lr_scheduler import LambdaLR
 
+from sarexp.errors import ConfigError
+
 
 def warmup_cosine(
     optimizer: Optimizer,
@@ -21,9 +23,9 @@ def warmup_cosine(
     stopped at 64: `horizon: 16` with `trainer.max_epochs: 64`).
     """
     if not 0.0 <= warmup_fraction < 1.0:
-        raise ValueError(f"scheduler.warmup_fraction must be in [0, 1), got {warmup_fraction}")
+        raise ConfigError(f"scheduler.warmup_fraction must be in [0, 1), got {warmup_fraction}")
     if horizon < 1.0:
-        raise ValueError(f"scheduler.horizon must be ≥ 1, got {horizon}")
+        raise ConfigError(f"scheduler.horizon must be ≥ 1, got {horizon}")
     total = max(int(round(total_steps * horizon)), 1)
     warmup = int(round(warmup_fraction * total))
 

@@ -6,13 +6,15 @@ mask upsampled by repetition, so every 2×2 group that patch merging fuses belon
 
 import torch
 
+from sarexp.errors import ConfigError
+
 
 def draw_mix_mask(
     grid: tuple[int, int], ratio: float, generator: torch.Generator | None = None, device: torch.device | None = None
 ) -> torch.Tensor:
     """Boolean (h, w) mask with exactly int(h·w·ratio) True entries at random positions."""
     if not 0.0 <= ratio <= 1.0:
-        raise ValueError(f"mask ratio must be in [0, 1], got {ratio}")
+        raise ConfigError(f"mask ratio must be in [0, 1], got {ratio}")
     height, width = grid
     count = int(height * width * ratio)
     order = torch.randperm(height * width, generator=generator)

@@ -4,9 +4,13 @@ the preemption checkpoint, and W&B runs that continue and group by sweep."""
 import os
 import re
 import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import lightning.pytorch as pl
+import pandas as pd
 import pytest
 import torch
 from hydra.core.hydra_config import HydraConfig
@@ -149,3 +153,51 @@ def test_single_run_dirs_are_named_after_the_slurm_job_and_step(monkeypatch):
     monkeypatch.setenv("SLURM_ARRAY_JOB_ID", "70")
     monkeypatch.setenv("SLURM_ARRAY_TASK_ID", "3")
     assert run_id() == "slurm-70_3.0"
+
+
+@pytest.mark.slow
+def test_a_trial_whose_job_dies_is_failed_and_the_sweep_goes_on(tmp_path):
+    """Submitit reports a killed job by raising from `results()`; Hydra's launcher would end the sweep there."""
+    command = [sys.executable, "-m", "sarexp", "-m", "experiment=ssm4sar", "launcher=submitit_local", "sweep=optuna",
+               "hydra/sweeper/sampler=grid", "optimizer.lr=choice(0.001,0.002)", "hydra.sweeper.n_jobs=2",
+               "hydra.sweeper.max_failure_rate=0.5", "trainer.max_epochs=1000", "trainer.max_steps=320",
+               "trainer.limit_val_batches=1", "trainer.limit_test_batches=1", *TINY]
+    sweep = tmp_path / "outputs" / "ssm4sar" / "sweeps" / "ssm4sar-optuna"
+    launch = subprocess.Popen(command, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        victim = _wait_for(lambda: _training_job_with(sweep, "lr: 0.002"), 300, "the lr=0.002 trial to train")
+        _kill_tree(int(victim.parent.name))  # a local Submitit job's id is its controller's pid
+        output, _ = launch.communicate(timeout=600)
+    finally:
+        launch.kill()
+    assert launch.returncode == 0, output[-3000:]
+    trials = pd.read_csv(sweep / "trials.csv").set_index("params_optimizer.lr")
+    assert trials.loc[0.002, "state"] == "FAIL" and "the cluster job died" in trials.loc[0.002, "failure"]
+    assert trials.loc[0.001, "state"] == "COMPLETE"
+    assert f"(run dir {trials.loc[0.002, 'run_dir']})" in output
+
+
+def _kill_tree(pid: int) -> None:
+    """SIGKILL a process and its descendants (the job's task runs in a child of the controller)."""
+    children = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True).stdout.split()
+    for child in children:
+        _kill_tree(int(child))
+    os.kill(pid, signal.SIGKILL)
+
+
+def _training_job_with(sweep: Path, text: str) -> Path | None:
+    for log in (sweep / ".submitit").glob("*/*_0_log.out"):
+        content = log.read_text()
+        if text in content and "estimate number of stepping batches" in content:
+            return log
+    return None
+
+
+def _wait_for(predicate, timeout: float, what: str):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = predicate()
+        if found:
+            return found
+        time.sleep(0.5)
+    raise AssertionError(f"timed out waiting for {what}")

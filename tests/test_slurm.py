@@ -109,3 +109,4 @@ def test_a_preempted_job_checkpoints_requeues_and_resumes_its_step_count(tmp_pat
     steps = [int(float(row.split(",")[step_column])) for row in rows if row.split(",")[step_column]]
     assert steps == sorted(steps), "the step count went back after the requeue"
     assert min(steps) < preempted_at < max(steps)
+

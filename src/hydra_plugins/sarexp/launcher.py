@@ -1,17 +1,27 @@
 """``hydra.launcher._target_`` for `launcher=slurm` and `launcher=submitit_local`.
 
-Hydra's Submitit launchers, except that in a multi-task (DDP) job only rank 0 writes `.hydra/` and
-`run.log`. Requeue after preemption keeps Hydra's behaviour: the same call, hence the same job dir,
-whose `checkpoints/last.ckpt` the train task resumes from.
+Hydra's Submitit launchers with two changes:
+- in a multi-task (DDP) job only rank 0 writes `.hydra/` and `run.log`;
+- a job that dies (killed, cancelled, out of requeues) is returned as a failed job instead of aborting
+  the whole sweep (see ``sarexp.launchers.submitit_jobs``).
+Requeue after preemption keeps Hydra's behaviour: the same call, hence the same job dir, whose
+`checkpoints/last.ckpt` the train task resumes from.
 """
 
+import logging
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
 from hydra.core.singleton import Singleton
-from hydra.core.utils import JobReturn, run_job, setup_globals
+from hydra.core.utils import JobReturn, filter_overrides, run_job, setup_globals
 from hydra_plugins.hydra_submitit_launcher.submitit_launcher import LocalLauncher, SlurmLauncher
 from omegaconf import open_dict
 
+log = logging.getLogger(__name__)
 
-class _RankAwareCall:
+
+class _SarexpSubmitit:
     def __call__(self, sweep_overrides: list[str], job_dir_key: str, job_num: int, job_id: str,
                  singleton_state: dict[type, Singleton]) -> JobReturn:
         import submitit
@@ -29,10 +39,34 @@ class _RankAwareCall:
         return run_job(hydra_context=self.hydra_context, task_function=self.task_function, config=config,
                        job_dir_key=job_dir_key, job_subdir_key="hydra.sweep.subdir")
 
+    def launch(self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> Sequence[JobReturn]:
+        from sarexp.launchers.submitit_jobs import build_executor, collect, failed_job_return
 
-class SarexpSlurmLauncher(_RankAwareCall, SlurmLauncher):
+        executor = build_executor(self.params, self._EXECUTOR, self.params["submitit_folder"])
+        sweep_dir = Path(str(self.config.hydra.sweep.dir))
+        sweep_dir.mkdir(parents=True, exist_ok=True)
+        if "mode" in self.config.hydra.sweep:
+            os.chmod(sweep_dir, int(str(self.config.hydra.sweep.mode), 8))
+        log.info(f"Submitit '{self._EXECUTOR}' sweep output dir : {sweep_dir}")
+        numbers = [initial_job_idx + index for index in range(len(job_overrides))]
+        for number, overrides in zip(numbers, job_overrides):
+            log.info(f"\t#{number} : {' '.join(filter_overrides(overrides))}")
+        arguments = [(list(overrides), "hydra.sweep.dir", number, f"job_id_for_{number}", Singleton.get_state())
+                     for number, overrides in zip(numbers, job_overrides)]
+        jobs = executor.map_array(self, *zip(*arguments))
+
+        def failed(index: int, error: BaseException) -> JobReturn:
+            overrides = list(job_overrides[index])
+            config = self.hydra_context.config_loader.load_sweep_config(self.config, overrides)
+            log.error("job #%d (%s) died: %s", numbers[index], jobs[index].job_id, str(error).strip().splitlines()[0])
+            return failed_job_return(config, overrides, numbers[index], error)
+
+        return collect(jobs, failed)
+
+
+class SarexpSlurmLauncher(_SarexpSubmitit, SlurmLauncher):
     """Submits to SLURM (`sbatch`, one array per batch of jobs)."""
 
 
-class SarexpLocalLauncher(_RankAwareCall, LocalLauncher):
+class SarexpLocalLauncher(_SarexpSubmitit, LocalLauncher):
     """Runs the jobs as local subprocesses through Submitit (for trying a launch without a cluster)."""

@@ -2,9 +2,14 @@
 
 Composes the config, checks it, prints it as a tree and calls the task selected by `task=`; returns the
 task's value (the monitored metric for training) so Hydra sweepers can optimise it.
+
+Start-up cost matters: `--cfg job`, `--help`, `--info` and composition errors never reach `_run`, so this
+module imports only Hydra and OmegaConf. Everything heavy (torch, Lightning, the task's targets) is
+imported inside `_run`, when a task really runs (tests/test_startup.py checks it).
 """
 
 import logging
+import os
 import sys
 from typing import Any
 
@@ -12,22 +17,19 @@ import hydra
 from hydra.core.hydra_config import HydraConfig
 from hydra.errors import InstantiationException
 from hydra.types import RunMode
-from hydra.utils import instantiate
-from lightning.fabric.utilities.rank_zero import rank_zero_only
 from omegaconf import DictConfig
 
 from sarexp.config.locate import config_dir
 from sarexp.config.schema import register_schema
-from sarexp.config.validation import validate_config
 from sarexp.errors import SarexpError
-from sarexp.strategies.ddp import release_local_ranks
-from sarexp.tree import print_config_tree
 
 log = logging.getLogger(__name__)
 
 register_schema()
 
 _LIBRARY_LOGGERS = ("lightning", "lightning.fabric", "lightning.pytorch")
+# Lightning's rank_zero_only reads these, in this order, to know a process's global rank.
+_RANK_VARIABLES = ("RANK", "LOCAL_RANK", "SLURM_PROCID", "JSM_NAMESPACE_RANK")
 
 
 def _log_libraries_through_hydra() -> None:
@@ -39,12 +41,26 @@ def _log_libraries_through_hydra() -> None:
         library_logger.propagate = True
 
 
+def _global_rank() -> int:
+    """This process's rank as Lightning's `rank_zero_only` sees it, without importing Lightning."""
+    for name in _RANK_VARIABLES:
+        value = os.environ.get(name)
+        if value is not None:
+            return int(value)
+    return 0
+
+
 @hydra.main(version_base="1.3", config_path=str(config_dir()), config_name="config")
 def _run(cfg: DictConfig) -> Any:
     try:
-        validate_config(cfg)  # imports every _target_, Lightning included
+        from hydra.utils import instantiate
+
+        from sarexp.config.validation import validate_config
+        from sarexp.tree import print_config_tree
+
+        validate_config(cfg)  # imports the targets it checks, Lightning included
         _log_libraries_through_hydra()
-        if rank_zero_only.rank == 0:
+        if _global_rank() == 0:
             print_config_tree(cfg)
         task = instantiate(cfg.task)
         return task(cfg)
@@ -58,7 +74,15 @@ def _run(cfg: DictConfig) -> Any:
         print(f"error: {error}", file=sys.stderr)
         raise SystemExit(1) from None
     finally:
-        release_local_ranks()
+        _release_local_ranks()
+
+
+def _release_local_ranks() -> None:
+    """Close the DDP ranks a job launched. Only a job that imported the Hydra-aware strategy can have
+    launched any, so a job that never did (a config error, a CPU run) does not import torch here."""
+    ddp = sys.modules.get("sarexp.strategies.ddp")
+    if ddp is not None:
+        ddp.release_local_ranks()
 
 
 def _user_error(raised: BaseException) -> SarexpError | None:

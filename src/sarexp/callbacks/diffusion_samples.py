@@ -1,22 +1,25 @@
-"""Draw a few samples at the end of validation epochs, so long diffusion runs can be checked by eye."""
+"""Draw a few samples at the end of validation epochs (PNG and every logger), so long diffusion runs can be
+checked by eye."""
 
 from pathlib import Path
 
 import lightning.pytorch as pl
 import torch
-from PIL import Image
 
 from sarexp.diffusion.samplers import Sampler
+from sarexp.loggers.images import save_and_log_image
 from sarexp.plotting.image_grid import image_grid
 from sarexp.systems.diffusion import DiffusionSystem, conditioning_of, model_function
 
 
 class SaveDiffusionSamples(pl.Callback):
     """Every `every_n_epochs` epochs: `num_samples` images with `sampler` (fixed noise, conditioned on the first
-    validation batch's labels / low-resolution images) → `output_dir/epoch_XXXX.png`."""
+    validation batch's labels / low-resolution images) → `output_dir/epoch_XXXX.png`, and the same grid to each
+    logger under `tag`."""
 
     def __init__(
-        self, sampler: Sampler, output_dir: str, every_n_epochs: int = 1, num_samples: int = 8, use_ema: bool = True
+        self, sampler: Sampler, output_dir: str, every_n_epochs: int = 1, num_samples: int = 8, use_ema: bool = True,
+        tag: str = "samples/diffusion",
     ) -> None:
         super().__init__()
         if every_n_epochs < 1 or num_samples < 1:
@@ -26,6 +29,7 @@ class SaveDiffusionSamples(pl.Callback):
         self.every_n_epochs = every_n_epochs
         self.num_samples = num_samples
         self.use_ema = use_ema
+        self.tag = tag
         self._conditioning: dict[str, torch.Tensor] = {}
 
     def on_validation_batch_end(
@@ -54,6 +58,5 @@ class SaveDiffusionSamples(pl.Callback):
         net.eval()
         images = self.sampler.sample(pl_module.diffusion, model_function(net, self._conditioning), noise)
         net.train(was_training)
-        self.output_dir.mkdir(parents=True, exist_ok=True)
         grid = image_grid(images.clamp(-1, 1).float().cpu().numpy(), columns=count)
-        Image.fromarray(grid).save(self.output_dir / f"epoch_{trainer.current_epoch:04d}.png")
+        save_and_log_image(trainer, self.tag, grid, self.output_dir / f"epoch_{trainer.current_epoch:04d}.png")

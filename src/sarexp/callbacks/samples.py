@@ -1,4 +1,5 @@
-"""Save a PNG of model outputs on the first validation batch, so long runs can be checked by eye."""
+"""Save a PNG of model outputs on the first validation batch, and log it to every logger (TensorBoard, W&B),
+so long runs can be checked by eye."""
 
 from pathlib import Path
 from typing import Any, Callable
@@ -9,21 +10,26 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
+from sarexp.loggers.images import save_and_log_image  # noqa: E402
+
 
 class SaveSamplePlots(pl.Callback):
     """Every `every_n_epochs` validation epochs, draw `plot(batch, preds)` into `output_dir/epoch_XXXX.png`.
 
     `plot` is a figure function from sarexp.plotting (a partial from config) returning a matplotlib figure;
-    the validation step must return ``{"preds": ...}``.
+    the validation step must return ``{"preds": ...}``. The same picture goes to each logger under `tag`.
     """
 
-    def __init__(self, plot: Callable[..., Any], output_dir: str, every_n_epochs: int = 1) -> None:
+    def __init__(
+        self, plot: Callable[..., Any], output_dir: str, every_n_epochs: int = 1, tag: str = "samples/validation"
+    ) -> None:
         super().__init__()
         if every_n_epochs < 1:
             raise ValueError(f"every_n_epochs must be >= 1, got {every_n_epochs}")
         self.plot = plot
         self.output_dir = Path(output_dir)
         self.every_n_epochs = every_n_epochs
+        self.tag = tag
 
     def on_validation_batch_end(
         self,
@@ -39,6 +45,7 @@ class SaveSamplePlots(pl.Callback):
         if trainer.current_epoch % self.every_n_epochs != 0:
             return
         figure = self.plot(batch, outputs["preds"])
-        self.output_dir.mkdir(parents=True, exist_ok=True)
-        figure.savefig(self.output_dir / f"epoch_{trainer.current_epoch:04d}.png", dpi=100)
-        plt.close(figure)
+        try:
+            save_and_log_image(trainer, self.tag, figure, self.output_dir / f"epoch_{trainer.current_epoch:04d}.png")
+        finally:
+            plt.close(figure)

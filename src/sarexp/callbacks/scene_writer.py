@@ -1,4 +1,5 @@
-"""Stitch tile predictions into focused scenes: `<output_dir>/<scene>.zarr` (array `az`) and a PNG quicklook.
+"""Stitch tile predictions into focused scenes: `<output_dir>/<scene>.zarr` (array `az`) and a PNG quicklook
+(also logged to every logger, TensorBoard and W&B, under `<quicklook_tag>/<scene>`).
 
 Tiles of a scene are blended with weights that favour each window's centre (sarexp.data.tiling; the margin
 is half the tiles' overlap, so each line is taken from the window where it is most central), scaled
@@ -20,6 +21,7 @@ from lightning.pytorch.callbacks import BasePredictionWriter
 from sarexp.data.sar_scenes import output_to_complex
 from sarexp.data.scene_tiles import SceneTileDataset
 from sarexp.data.tiling import blend_weights
+from sarexp.loggers.images import save_and_log_image
 from sarexp.plotting.focusing import plot_scene_quicklook
 
 
@@ -39,6 +41,7 @@ class FocusedSceneWriter(BasePredictionWriter):
         quicklook: bool = True,
         quicklook_max_pixels: int = 1024,
         quicklook_dynamic_range_db: float = 50.0,
+        quicklook_tag: str = "predictions/quicklook",
     ) -> None:
         super().__init__(write_interval="batch_and_epoch")
         self.output_dir = Path(output_dir)
@@ -46,6 +49,7 @@ class FocusedSceneWriter(BasePredictionWriter):
         self.quicklook = quicklook
         self.quicklook_max_pixels = quicklook_max_pixels
         self.quicklook_dynamic_range_db = quicklook_dynamic_range_db
+        self.quicklook_tag = quicklook_tag
         self._scene: int | None = None
         self._accumulator: _SceneAccumulator | None = None
 
@@ -62,7 +66,7 @@ class FocusedSceneWriter(BasePredictionWriter):
         dataset = _tile_dataset(trainer)
         scene, start, length, first, last = (int(v) for v in prediction["tile"].view(-1))
         if scene != self._scene:
-            self._finish(dataset)
+            self._finish(trainer, dataset)
             self._scene = scene
             self._accumulator = _SceneAccumulator(dataset.scenes[scene].shape)
         focused = output_to_complex(prediction["preds"].float(), dataset.scales[scene])  # (length, columns)
@@ -76,9 +80,9 @@ class FocusedSceneWriter(BasePredictionWriter):
         self, trainer: pl.Trainer, pl_module: pl.LightningModule, predictions: Sequence[Any],
         batch_indices: Sequence[Any],
     ) -> None:
-        self._finish(_tile_dataset(trainer))
+        self._finish(trainer, _tile_dataset(trainer))
 
-    def _finish(self, dataset: SceneTileDataset) -> None:
+    def _finish(self, trainer: pl.Trainer, dataset: SceneTileDataset) -> None:
         if self._scene is None or self._accumulator is None:
             return
         scene = dataset.scenes[self._scene]
@@ -87,17 +91,19 @@ class FocusedSceneWriter(BasePredictionWriter):
         name = scene.path.name
         _write_store(self.output_dir / name, focused, scene.chunks, {**scene.attrs, "source": str(scene.path)})
         if self.quicklook:
-            self._write_quicklook(self.output_dir / f"{Path(name).stem}.png", scene, focused)
+            self._write_quicklook(trainer, Path(name).stem, scene, focused)
         self._scene, self._accumulator = None, None
 
-    def _write_quicklook(self, path: Path, scene: Any, focused: np.ndarray) -> None:
+    def _write_quicklook(self, trainer: pl.Trainer, stem: str, scene: Any, focused: np.ndarray) -> None:
         full = (slice(0, scene.shape[0]), slice(0, scene.shape[1]))
         reference = scene.read("az", *full) if scene.az is not None else None
         panels = [_amplitude_for_display(a, self.quicklook_max_pixels) if a is not None else None
                   for a in (scene.read("rc", *full), focused, reference)]
         figure = plot_scene_quicklook(*panels, dynamic_range_db=self.quicklook_dynamic_range_db)
-        figure.savefig(path, dpi=100)
-        plt.close(figure)
+        try:
+            save_and_log_image(trainer, f"{self.quicklook_tag}/{stem}", figure, self.output_dir / f"{stem}.png")
+        finally:
+            plt.close(figure)
 
 
 def _tile_dataset(trainer: pl.Trainer) -> SceneTileDataset:

@@ -15,6 +15,7 @@ from hydra.utils import get_object
 from omegaconf import DictConfig, OmegaConf
 from typeguard import CollectionCheckStrategy, TypeCheckError, check_type
 
+from sarexp.config.model_options import model_options, without_model_options
 from sarexp.errors import ConfigError
 
 _HYDRA_KEYS = {"_target_", "_partial_", "_recursive_", "_convert_", "_args_"}
@@ -33,7 +34,8 @@ def resolve_config(cfg: DictConfig) -> dict[str, Any]:
 
 def validate_config(cfg: DictConfig) -> None:
     """Raise ConfigError for the first `_target_` node whose keys or values do not fit its callable."""
-    container = resolve_config(cfg)
+    model_options(cfg)  # sarexp's own model keys (model.compile): checked here, not passed to the network
+    container = resolve_config(without_model_options(cfg))
     for path, node in _target_nodes(container, ""):
         _validate_node(path, node)
 

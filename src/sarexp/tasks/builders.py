@@ -6,8 +6,12 @@ from typing import Any
 
 import lightning.pytorch as pl
 from hydra.utils import instantiate
+from torch import nn
 from lightning.pytorch.loggers import Logger
 from omegaconf import DictConfig, OmegaConf
+
+from sarexp.config.model_options import model_options, without_model_options
+from sarexp.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
@@ -28,7 +32,23 @@ def build_datamodule(cfg: DictConfig) -> pl.LightningDataModule:
 
 
 def build_system(cfg: DictConfig) -> pl.LightningModule:
-    return instantiate(cfg.system, _convert_="object")
+    """The system with its network; `model.compile=true` compiles that network here, once for every system."""
+    system = instantiate(without_model_options(cfg).system, _convert_="object")
+    if model_options(cfg)["compile"]:
+        compile_network(system)
+    return system
+
+
+def compile_network(system: pl.LightningModule) -> None:
+    """`torch.compile` the system's `net` in place (`nn.Module.compile`): the module tree and the state-dict
+    keys stay as they are, so checkpoints of compiled and plain runs load into each other."""
+    net = getattr(system, "net", None)
+    if not isinstance(net, nn.Module):
+        raise ConfigError(f"model.compile=true: {type(system).__name__} has no `net` module to compile; "
+                          "set model.compile=false")
+    net.compile()
+    log.info("model.compile=true: %s.net (%s) compiled with torch.compile",
+             type(system).__name__, type(net).__name__)
 
 
 def build_callbacks(cfg: DictConfig) -> list[pl.Callback]:

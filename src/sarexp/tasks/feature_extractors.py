@@ -13,6 +13,7 @@ from hydra.utils import instantiate
 from omegaconf import OmegaConf
 from torch import nn
 
+from sarexp.config.model_options import network_node
 from sarexp.errors import ConfigError
 from sarexp.models.inception import InceptionFeatures
 from sarexp.rundir import check_checkpoint_file
@@ -29,7 +30,7 @@ def extractor_from_checkpoint(checkpoint: Path) -> nn.Module:
             f"task.extractor_checkpoint={checkpoint}: no {run_config} beside it; use a checkpoint in the "
             "checkpoints/ folder of a pdm_feature_extractor run directory"
         )
-    network = instantiate(OmegaConf.load(run_config).model, _convert_="object")
+    network = instantiate(network_node(OmegaConf.load(run_config).model), _convert_="object")
     if not hasattr(network, "features"):
         raise ConfigError(
             f"task.extractor_checkpoint={checkpoint}: its model {type(network).__name__} has no features()"

@@ -58,7 +58,8 @@ BF16_RUNS = {
     "mixmae_benv1_ft": ["experiment=mixmae_benv1_ft", "data.simulator.patches={train:16,validation:8,test:8}",
                         "data.batch_size=8", "data.val_batch_size=8"],
     "pdm_sar_lowres": ["experiment=pdm_sar_lowres", "data.image_size=16",
-                       "data.generator.counts={train:4,val:2,test:2}", "data.batch_size=8", "data.val_batch_size=12", "model.model_channels=8", "diffusion.steps=50",
+                       "data.generator.counts={train:4,val:2,test:2}", "data.batch_size=8", "data.val_batch_size=12",
+                       "model.model_channels=8", "diffusion.steps=50",
                        "callbacks.diffusion_samples.sampler.steps=3", "trainer.val_check_interval=2"],
 }
 

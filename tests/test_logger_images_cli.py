@@ -27,7 +27,8 @@ def test_training_and_prediction_pictures_reach_tensorboard_and_wandb(tmp_path):
     assert list((run_dir / "wandb").glob("offline-run-*/files/media/images/samples/validation_*.png"))
 
     predict = run_cli(["experiment=ssm4sar", "task=predict", f"ckpt_path={run_dir / 'checkpoints' / 'last.ckpt'}",
-                       f"hydra.run.dir={predict_dir}", "logger=tensorboard", "data.predict_overlap=16", *TINY], cwd=tmp_path)
+                       f"hydra.run.dir={predict_dir}", "logger=tensorboard", "data.predict_overlap=16", *TINY],
+                      cwd=tmp_path)
     assert predict.returncode == 0, predict.stderr[-3000:]
     assert (predict_dir / "predictions" / "scene_000.png").is_file()
     assert any(tag.startswith("predictions/quicklook/scene_") for tag in _image_tags(predict_dir / "tensorboard"))

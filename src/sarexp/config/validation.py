@@ -1,8 +1,10 @@
 """Check every `_target_` node of a composed config against the signature it will be called with.
 
 Hydra's struct mode already rejects command-line overrides of keys that do not exist; this catches what
-struct mode cannot: misspelled keys inside YAML files and values of the wrong type, before any data is
-read or any model is built, with an error that names the full key.
+struct mode cannot: misspelled keys inside YAML files (or added with `+`) and values of the wrong type,
+before any data is read or any model is built, with an error that names the full key. Keys are checked
+first against signatures read from source (`sarexp.config.signatures`, no imports), so such typos are
+reported before torch or Lightning load; only the type checks need the imported callables.
 """
 
 import difflib
@@ -16,6 +18,7 @@ from omegaconf import DictConfig, OmegaConf
 from typeguard import CollectionCheckStrategy, TypeCheckError, check_type
 
 from sarexp.config.model_options import model_options, without_model_options
+from sarexp.config.signatures import static_parameters
 from sarexp.errors import ConfigError
 
 _HYDRA_KEYS = {"_target_", "_partial_", "_recursive_", "_convert_", "_args_"}
@@ -36,7 +39,12 @@ def validate_config(cfg: DictConfig) -> None:
     """Raise ConfigError for the first `_target_` node whose keys or values do not fit its callable."""
     model_options(cfg)  # sarexp's own model keys (model.compile): checked here, not passed to the network
     container = resolve_config(without_model_options(cfg))
-    for path, node in _target_nodes(container, ""):
+    nodes = list(_target_nodes(container, ""))
+    for path, node in nodes:  # keys against signatures read from source: no imports, errors in < 1 s
+        static = static_parameters(node["_target_"])
+        if static is not None:
+            _check_keys(path, node, *static)
+    for path, node in nodes:  # then the imported callables: keys again, and value types
         _validate_node(path, node)
 
 
@@ -65,6 +73,22 @@ def _validate_node(path: str, node: dict[str, Any]) -> None:
     parameters, accepts_any_keyword = _parameters(target)
     if parameters is None:
         return
+    given = _check_keys(path, node, parameters, accepts_any_keyword)
+    hints = _type_hints(target)
+    for key, value in given.items():
+        if key in hints and not _holds_targets(value) and not _fits(value, hints[key]):
+            raise ConfigError(
+                f"config key '{prefix}{key}' = {value!r} is not a valid {_type_name(hints[key])} "
+                f"(argument of {target_name})"
+            )
+
+
+def _check_keys(
+    path: str, node: dict[str, Any], parameters: dict[str, inspect.Parameter], accepts_any_keyword: bool
+) -> dict[str, Any]:
+    """Raise for a key the callable does not take or a required one not set; return the given keys."""
+    target_name = node["_target_"]
+    prefix = f"{path}." if path else ""
     given = {key: value for key, value in node.items() if key not in _HYDRA_KEYS}
     if not accepts_any_keyword:
         for key in given:
@@ -76,13 +100,7 @@ def _validate_node(path: str, node: dict[str, Any]) -> None:
         for name, parameter in parameters.items():
             if parameter.default is inspect.Parameter.empty and name not in given:
                 raise ConfigError(f"config key '{prefix}{name}' is required by {target_name} but not set")
-    hints = _type_hints(target)
-    for key, value in given.items():
-        if key in hints and not _holds_targets(value) and not _fits(value, hints[key]):
-            raise ConfigError(
-                f"config key '{prefix}{key}' = {value!r} is not a valid {_type_name(hints[key])} "
-                f"(argument of {target_name})"
-            )
+    return given
 
 
 def _callable_for_signature(target: Any) -> Callable[..., Any]:

@@ -1,0 +1,398 @@
+"""One command, one table: speed of every sarexp system on one GPU (≤ 8 min), or a tiny smoke run on CPU.
+
+    python benchmarks/gpu_suite.py                 # CUDA found: the GPU sizes below
+    python benchmarks/gpu_suite.py --cpu-smoke     # (automatic without CUDA) tiny sizes, seconds per case
+    python benchmarks/gpu_suite.py --cases s4d_layer pdm_unet --compile-on-cpu
+
+Cases are a registry (`@case(name, modules)`): one small function per system that returns table rows. A
+case whose modules are not importable is listed as skipped, so systems built elsewhere (HSI, colorization)
+add one function here and appear once they exist. Training cases build the data module and the system
+from the experiment's config through sarexp's own builders (`model.compile`, `trainer.precision` included),
+then time Lightning training steps on a fixed batch taken from the real loader, so the step rate is what
+the device consumes; the loader is timed alone over real batches, so a starving loader shows as
+`loader/device` < 1. GPU busy: NVML utilisation sampled during the timed steps when pynvml is installed,
+else the share of wall time the CUDA stream spent inside the timed steps (CUDA events; an upper bound).
+"""
+
+import argparse
+import importlib.util
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import lightning.pytorch as pl
+import torch
+from torch.utils.data import DataLoader
+
+Row = dict[str, Any]
+CASES: dict[str, tuple[tuple[str, ...], Callable[["Scale"], list[Row]]]] = {}
+COLUMNS = ("case", "variant", "batch", "ms/step", "items/s", "peak GiB", "GPU busy %", "loader items/s",
+           "loader/device", "note")
+
+
+def case(name: str, modules: tuple[str, ...]) -> Callable:
+    """Register `function(scale) -> rows` under `name`; it runs only when all `modules` are importable."""
+    def register(function: Callable[["Scale"], list[Row]]) -> Callable[["Scale"], list[Row]]:
+        CASES[name] = (modules, function)
+        return function
+    return register
+
+
+@dataclass
+class Scale:
+    """Sizes of one run: the GPU suite or the CPU smoke test."""
+
+    device: str
+    workdir: Path
+    steps: int
+    warmup: int
+    compile: bool
+    s4d_lengths: tuple[int, ...]
+    s4d_shape: tuple[int, int, int]          # batch, d_model, state size
+    ssm4sar: list[str]
+    mixmae: list[str]
+    mixmae_batch: int
+    pdm: list[str]
+    sampler_steps: dict[str, int]
+    loader_batches: int
+
+
+def gpu_scale(workdir: Path, steps: int) -> Scale:
+    return Scale(
+        device="cuda", workdir=workdir, steps=steps, warmup=3, compile=True,
+        s4d_lengths=(1024, 2048, 4096, 8192, 10_000, 16_384, 32_768, 65_536), s4d_shape=(16, 32, 64),
+        ssm4sar=["data.simulator.scenes={training:2,validation:1}"],
+        mixmae=["model=mixmim_base", "data.simulator.patches={train:512,validation:8,test:8}"], mixmae_batch=256,
+        pdm=["data.image_size=128", "model.model_channels=128", "model.num_res_blocks=3",
+             "model.channel_mult=[1,1,2,3,4]", "model.attention_resolutions=[16,8]", "model.dropout=0.0",
+             "data.generator.counts={train:8,val:2,test:2}", "data.batch_size=16"],
+        sampler_steps={"DDPM respaced": 100, "DDIM": 50, "DPM-Solver++ 2M": 20}, loader_batches=8)
+
+
+def cpu_scale(workdir: Path, compile_on_cpu: bool) -> Scale:
+    return Scale(
+        device="cpu", workdir=workdir, steps=2, warmup=1, compile=compile_on_cpu,
+        s4d_lengths=(256, 10_000), s4d_shape=(1, 4, 8),
+        ssm4sar=["data.simulator.n_azimuth=256", "data.simulator.n_range=32", "data.simulator.chunks=[128,16]",
+                 "data.simulator.scenes={training:1,validation:1}", "data.simulator.point_targets=2",
+                 "data.patch_length=64", "data.stride=64", "data.batch_size=4", "model.d_model=8",
+                 "model.num_layers=1", "model.hidden_state_size=8"],
+        mixmae=["data.simulator.patches={train:4,validation:2,test:2}"], mixmae_batch=2,
+        pdm=["data.image_size=16", "model.model_channels=8", "data.generator.counts={train:1,val:1,test:1}",
+             "data.batch_size=2", "diffusion.steps=50"],
+        sampler_steps={"DDPM respaced": 2, "DDIM": 2, "DPM-Solver++ 2M": 2}, loader_batches=2)
+
+
+# --- measurement helpers -------------------------------------------------------------------------------
+
+
+def synchronize(device: str) -> None:
+    if device == "cuda":
+        torch.cuda.synchronize()
+
+
+class BusySampler:
+    """GPU utilisation during a measurement: NVML samples when available, else CUDA-event stream coverage."""
+
+    def __init__(self, device: str) -> None:
+        self.device, self.samples, self.stream_ms = device, [], 0.0
+        self.nvml = device == "cuda" and importlib.util.find_spec("pynvml") is not None
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._poll, daemon=True) if self.nvml else None
+
+    def _poll(self) -> None:
+        while not self._stop.wait(0.05):
+            self.samples.append(torch.cuda.utilization())
+
+    def start(self) -> None:
+        if self._thread is not None:
+            self._thread.start()
+
+    def stop(self, wall_s: float) -> str:
+        if self._thread is not None:
+            self._stop.set()
+            self._thread.join()
+            return f"{statistics.fmean(self.samples):.0f}" if self.samples else "n/a"
+        if self.device == "cuda" and wall_s > 0:
+            return f"≤{min(100.0, 100 * self.stream_ms / 1e3 / wall_s):.0f}"
+        return "n/a"
+
+
+def train_rate(overrides: list[str], scale: Scale, batch_size: int) -> Row:
+    """Build data module and system from the config; time the loader alone, then training steps."""
+    from sarexp.tasks.builders import build_datamodule, build_system
+
+    cfg = compose(scale, [*overrides, f"data.batch_size={batch_size}"])
+    datamodule = build_datamodule(cfg)
+    datamodule.prepare_data()
+    datamodule.setup("fit")
+    loader = datamodule.train_dataloader()
+    start, batches, items = time.perf_counter(), 0, 0
+    for batch in loader:
+        items, batches = items + _batch_items(batch), batches + 1
+        first = batch if batches == 1 else first
+        if batches >= scale.loader_batches:
+            break
+    loader_rate = items / (time.perf_counter() - start)
+
+    timer = _StepTimer(scale)
+    fixed = _FixedBatch(datamodule, first, scale.warmup + scale.steps)
+    trainer = pl.Trainer(accelerator=scale.device, devices=1, precision=cfg.trainer.precision,
+                         max_steps=scale.warmup + scale.steps, logger=False, enable_checkpointing=False,
+                         enable_progress_bar=False, enable_model_summary=False, limit_val_batches=0,
+                         num_sanity_val_steps=0, callbacks=[timer])
+    if scale.device == "cuda":
+        torch.cuda.reset_peak_memory_stats()
+    trainer.fit(build_system(cfg), datamodule=fixed)
+    device_rate = _batch_items(first) * scale.steps / timer.wall_s
+    return {"batch": _batch_items(first), "ms/step": 1e3 * timer.wall_s / scale.steps, "items/s": device_rate,
+            "peak GiB": torch.cuda.max_memory_allocated() / 2**30 if scale.device == "cuda" else None,
+            "GPU busy %": timer.busy, "loader items/s": loader_rate, "loader/device": loader_rate / device_rate}
+
+
+def _batch_items(batch: Any) -> int:
+    tensors = batch.values() if isinstance(batch, dict) else batch
+    return next(len(value) for value in tensors if isinstance(value, torch.Tensor))
+
+
+class _FixedBatch(pl.LightningDataModule):
+    """A data module whose loader repeats one real batch (the real module's device-side transform kept)."""
+
+    def __init__(self, source: pl.LightningDataModule, batch: Any, steps: int) -> None:
+        super().__init__()
+        self.source, self.batch, self.steps = source, batch, steps
+
+    def train_dataloader(self) -> DataLoader:
+        return DataLoader([self.batch] * self.steps, batch_size=None)
+
+    def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
+        return self.source.on_after_batch_transfer(batch, dataloader_idx)
+
+
+class _StepTimer(pl.Callback):
+    """Wall time of the steps after warm-up (device synchronised), and GPU busy during them."""
+
+    def __init__(self, scale: Scale) -> None:
+        self.scale, self.wall_s, self.busy, self._sampler = scale, 0.0, "n/a", BusySampler(scale.device)
+        self._events: list[tuple[torch.cuda.Event, torch.cuda.Event]] = []
+
+    def on_train_batch_start(self, trainer: pl.Trainer, module: Any, batch: Any, index: int) -> None:
+        if index == self.scale.warmup:
+            synchronize(self.scale.device)
+            self._start = time.perf_counter()
+            self._sampler.start()
+        if index >= self.scale.warmup and self.scale.device == "cuda":
+            self._begin = torch.cuda.Event(enable_timing=True)
+            self._begin.record()
+
+    def on_train_batch_end(self, trainer: pl.Trainer, module: Any, outputs: Any, batch: Any, index: int) -> None:
+        if index < self.scale.warmup:
+            return
+        if self.scale.device == "cuda":  # read after the last step: no synchronisation between steps
+            end = torch.cuda.Event(enable_timing=True)
+            end.record()
+            self._events.append((self._begin, end))
+        if index == self.scale.warmup + self.scale.steps - 1:
+            synchronize(self.scale.device)
+            self.wall_s = time.perf_counter() - self._start
+            self._sampler.stream_ms = sum(begin.elapsed_time(end) for begin, end in self._events)
+            self.busy = self._sampler.stop(self.wall_s)
+
+
+def compose(scale: Scale, overrides: list[str]) -> Any:
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+    from hydra.core.hydra_config import HydraConfig
+    from omegaconf import open_dict
+
+    from sarexp.config.locate import config_dir
+    from sarexp.config.schema import register_schema
+
+    register_schema()
+    GlobalHydra.instance().clear()
+    paths = [f"paths.root_dir={scale.workdir}", f"paths.run_dir={scale.workdir / 'run'}"]
+    with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
+        cfg = hydra_compose("config", overrides=[*paths, *overrides], return_hydra_config=True)
+    HydraConfig.instance().set_config(cfg)
+    with open_dict(cfg):
+        del cfg["hydra"]
+    return cfg
+
+
+def timed(step: Callable[[], Any], device: str, repeats: int) -> float:
+    """Median seconds of `step` after one warm-up call."""
+    step()
+    times = []
+    for _ in range(repeats):
+        synchronize(device)
+        start = time.perf_counter()
+        step()
+        synchronize(device)
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def largest_fitting(batch: int, measure: Callable[[int], Row]) -> Row:
+    """`measure(batch)`, halving the batch on CUDA out-of-memory (the seed's size, or the largest that fits)."""
+    while True:
+        try:
+            return measure(batch)
+        except torch.cuda.OutOfMemoryError:
+            if batch == 1:
+                raise
+            torch.cuda.empty_cache()
+            batch //= 2
+
+
+# --- cases ---------------------------------------------------------------------------------------------
+
+
+@case("s4d_layer", modules=("sarexp.models.s4d",))
+def s4d_layer(scale: Scale) -> list[Row]:
+    """One S4D layer forward+backward per length and kernel backend (keops where it compiles)."""
+    from sarexp.models.keops_vandermonde import keops_available, keops_unavailable_reason
+    from sarexp.models.s4d import S4DLayer
+
+    batch, channels, state = scale.s4d_shape
+    rows = []
+    for backend in ("torch", "keops"):
+        if backend == "keops" and not keops_available():
+            rows.append({"variant": "keops", "note": f"skipped: {keops_unavailable_reason()}"})
+            continue
+        layer = S4DLayer(channels, state_size=state, kernel_backend=backend).to(scale.device)
+        for length in scale.s4d_lengths:
+            u = torch.randn(batch, channels, length, device=scale.device, requires_grad=True)
+
+            def step() -> None:
+                layer.zero_grad(set_to_none=True)
+                layer(u).sum().backward()
+
+            if scale.device == "cuda":
+                torch.cuda.reset_peak_memory_stats()
+            seconds = timed(step, scale.device, max(1, scale.steps))
+            rows.append({"variant": f"{backend} L={length}", "batch": batch, "ms/step": 1e3 * seconds,
+                         "items/s": batch / seconds,
+                         "peak GiB": torch.cuda.max_memory_allocated() / 2**30 if scale.device == "cuda" else None})
+    return rows
+
+
+@case("ssm4sar_train", modules=("sarexp.models.s4d", "sarexp.systems.regression"))
+def ssm4sar_train(scale: Scale) -> list[Row]:
+    row = train_rate(["experiment=ssm4sar", *scale.ssm4sar], scale, 16 if scale.device == "cuda" else 4)
+    return [{"variant": "fp32", **row}]
+
+
+@case("mixmae_pretrain", modules=("sarexp.models.mixmim.pretrain", "sarexp.systems.masked_pretraining"))
+def mixmae_pretrain(scale: Scale) -> list[Row]:
+    """SAR-W-MixMAE pretraining: fp32 / bf16-mixed, eager / torch.compile, at the seed's batch or less."""
+    rows = []
+    for precision in ("32-true", "bf16-mixed"):
+        for compiled in (False, True):
+            variant = f"{precision}{' compiled' if compiled else ''}"
+            if compiled and not scale.compile:
+                rows.append({"variant": variant, "note": "skipped on CPU (--compile-on-cpu)"})
+                continue
+            overrides = ["experiment=mixmae_benv1", *scale.mixmae, f"trainer.precision={precision}",
+                         f"model.compile={str(compiled).lower()}"]
+            row = largest_fitting(scale.mixmae_batch, lambda batch: train_rate(overrides, scale, batch))
+            rows.append({"variant": variant, **row})
+    return rows
+
+
+@case("pdm_unet", modules=("sarexp.models.unet", "sarexp.systems.diffusion", "sarexp.diffusion.samplers"))
+def pdm_unet(scale: Scale) -> list[Row]:
+    """PDM UNet: a training step, then images/s of each sampler (random weights: speed only)."""
+    from sarexp.diffusion.samplers import AncestralSampler, DDIMSampler, DPMSolverSampler
+    from sarexp.systems.diffusion import conditioning_of, model_function
+    from sarexp.tasks.builders import build_datamodule, build_system
+
+    overrides = ["experiment=pdm_sar_lowres", *scale.pdm]
+    rows = [{"variant": "train step", **train_rate(overrides, scale, 16 if scale.device == "cuda" else 2)}]
+    cfg = compose(scale, overrides)
+    datamodule, system = build_datamodule(cfg), build_system(cfg).to(scale.device).eval()
+    datamodule.setup("fit")
+    batch = {key: value.to(scale.device) for key, value in next(iter(datamodule.train_dataloader())).items()
+             if isinstance(value, torch.Tensor)}
+    net = system.net
+    conditioning = conditioning_of(net, batch)
+    count = _batch_items(batch)
+    shape = (count, net.in_channels, net.image_size, net.image_size)
+    samplers = {"DDPM respaced": AncestralSampler, "DDIM": DDIMSampler, "DPM-Solver++ 2M": DPMSolverSampler}
+    for name, sampler_class in samplers.items():
+        sampler = sampler_class(steps=scale.sampler_steps[name])
+        noise = torch.randn(shape, device=scale.device)
+        with torch.no_grad():
+            seconds = timed(lambda: sampler.sample(system.diffusion, model_function(net, conditioning), noise),
+                            scale.device, 1)
+        rows.append({"variant": f"sample {name} {scale.sampler_steps[name]} steps", "batch": count,
+                     "ms/step": 1e3 * seconds / scale.sampler_steps[name], "items/s": count / seconds})
+    return rows
+
+
+# --- table ---------------------------------------------------------------------------------------------
+
+
+def run_cases(names: list[str], scale: Scale) -> list[Row]:
+    rows = []
+    for name in names:
+        modules, function = CASES[name]
+        missing = [module for module in modules if not _importable(module)]
+        if missing:
+            rows.append({"case": name, "note": f"skipped: {', '.join(missing)} not importable"})
+            continue
+        started = time.perf_counter()
+        try:
+            produced = function(scale)
+        except Exception as error:  # one failing case must not hide the others' figures
+            produced = [{"note": f"failed: {type(error).__name__}: {str(error).splitlines()[0][:80]}"}]
+        print(f"[{name}: {time.perf_counter() - started:.0f} s]", file=sys.stderr)
+        rows.extend({"case": name, **row} for row in produced)
+    return rows
+
+
+def _importable(module: str) -> bool:
+    try:
+        return importlib.util.find_spec(module) is not None
+    except ModuleNotFoundError:
+        return False
+
+
+def format_table(rows: list[Row]) -> str:
+    def cell(value: Any) -> str:
+        if value is None:
+            return ""
+        return f"{value:.3g}" if isinstance(value, float) else str(value)
+
+    lines = ["| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
+    lines += ["| " + " | ".join(cell(row.get(column)) for column in COLUMNS) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--cpu-smoke", action="store_true", help="tiny sizes on the CPU (default without CUDA)")
+    parser.add_argument("--cases", nargs="+", choices=sorted(CASES), default=list(CASES))
+    parser.add_argument("--steps", type=int, default=10, help="timed training steps per GPU measurement")
+    parser.add_argument("--compile-on-cpu", action="store_true", help="also time torch.compile in the smoke run")
+    args = parser.parse_args(argv)
+    smoke = args.cpu_smoke or not torch.cuda.is_available()
+    torch.manual_seed(0)
+    with tempfile.TemporaryDirectory(prefix="sarexp-gpu-suite-") as scratch:
+        workdir = Path(scratch)
+        scale = cpu_scale(workdir, args.compile_on_cpu) if smoke else gpu_scale(workdir, args.steps)
+        started = time.perf_counter()
+        rows = run_cases(args.cases, scale)
+    device = "CPU smoke" if smoke else torch.cuda.get_device_name()
+    print(f"\nsarexp GPU suite — {device}, torch {torch.__version__}, {time.perf_counter() - started:.0f} s; "
+          "GPU busy: NVML % if pynvml is installed, else ≤ CUDA-stream share of wall time")
+    print(format_table(rows))
+
+
+if __name__ == "__main__":
+    main()

@@ -54,6 +54,7 @@ def _commands(experiment: str) -> list[tuple[str, list[str]]]:
         ("--info", [chosen, "--info"]),
         ("unknown experiment", ["experiment=no_such_experiment"]),
         ("misspelled override", [chosen, "trainer.max_step=3"]),
+        ("misspelled key (+model.…)", [chosen, "+model.hiden_size=3"]),  # sarexp's validation; the floor runs
     ]
 
 

@@ -5,6 +5,7 @@ import math
 
 import pytest
 import torch
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from cli_helpers import TINY, read_metrics, run_cli
 from sarexp.config.validation import validate_config
@@ -50,7 +51,10 @@ def test_a_compiled_network_computes_what_the_eager_one_does(compose_config):
 
 
 QUIET = ["callbacks.progress_bar=null", "callbacks.model_summary=null", "trainer.precision=bf16-mixed",
-         "trainer.max_steps=2", "trainer.limit_val_batches=1", "trainer.limit_test_batches=1"]
+         "trainer.max_steps=2", "trainer.limit_train_batches=2", "trainer.limit_val_batches=1",
+         "trainer.limit_test_batches=1", "logger=[csv,tensorboard]"]
+FIGURES = {"ssm4sar": ["samples/validation"], "mixmae_benv1": ["samples/validation"], "mixmae_benv1_ft": [],
+           "pdm_sar_lowres": ["samples/diffusion"]}  # drawn from bf16 outputs at validation
 BF16_RUNS = {
     "ssm4sar": ["experiment=ssm4sar", *TINY],
     "mixmae_benv1": ["experiment=mixmae_benv1", "data.simulator.patches={train:16,validation:8,test:8}",
@@ -73,3 +77,6 @@ def test_every_system_trains_in_bf16_mixed(tmp_path, experiment):
     assert "bfloat16 Automatic Mixed Precision" in result.stdout + result.stderr
     metrics = read_metrics(run_dir)
     assert math.isfinite(metrics["train/loss"]) and math.isfinite(metrics["test/loss"])
+    events = EventAccumulator(str(run_dir / "tensorboard"), size_guidance={"images": 0})
+    events.Reload()
+    assert events.Tags()["images"] == FIGURES[experiment]

@@ -23,6 +23,7 @@ from torch import nn
 from transformers import AutoTokenizer, CLIPTextConfig, CLIPTextModel
 
 from sarexp.errors import ConfigError
+from sarexp.models.colorization.loading import first_line, load_weights, read_export
 from sarexp.models.colorization.tokenizer import END_ID, PAD_ID, START_ID, PromptTokenizer
 
 
@@ -107,22 +108,9 @@ def load_text_encoder(path: str | Path, key: str = "clip_checkpoint") -> tuple[P
     if not file.is_file():
         raise ConfigError(f"{key}={path}: no such file or folder; pass a colorization_clip checkpoint "
                           f"(<run dir>/checkpoints/last.ckpt) or a diffusers folder with text_encoder/ and tokenizer/")
-    try:
-        blob = torch.load(file, map_location="cpu", weights_only=True)
-    except Exception as error:  # unpickling errors come in many types
-        raise ConfigError(f"{key}={path}: not a readable weights-only checkpoint ({_first_line(error)})") from None
-    exports = blob.get("exports") if isinstance(blob, dict) else None
-    texts = [value for value in (exports or {}).values() if isinstance(value, dict) and "tokenizer" in value]
-    if len(texts) != 1 or not isinstance(blob.get("state_dict"), dict):
-        raise ConfigError(f"{key}={path}: not a colorization_clip checkpoint (no exported text encoder)")
-    exported = texts[0]
+    exported, state = read_export(file, key, "tokenizer", "colorization_clip")
     text_model = CLIPTextModel(CLIPTextConfig(**exported["config"]))
-    prefix = exported["state_dict_prefix"]
-    state = {name[len(prefix):]: value for name, value in blob["state_dict"].items() if name.startswith(prefix)}
-    try:
-        text_model.load_state_dict(state, strict=True)
-    except RuntimeError as error:
-        raise ConfigError(f"{key}={path}: text weights do not fit the stored config ({_first_line(error)})") from None
+    load_weights(text_model, state, key, file)
     return PromptTokenizer.from_state(exported["tokenizer"]), text_model.eval()
 
 
@@ -134,11 +122,6 @@ def _from_folder(folder: Path, key: str) -> tuple[PromptTokenizer, CLIPTextModel
         backend = AutoTokenizer.from_pretrained(tokenizer_dir, local_files_only=True)
     except (OSError, ValueError) as error:
         raise ConfigError(f"{key}={folder}: cannot load a CLIP text encoder and tokenizer from {model_dir} and "
-                          f"{tokenizer_dir} ({_first_line(error)})") from None
+                          f"{tokenizer_dir} ({first_line(error)})") from None
     max_length = min(int(backend.model_max_length), text_model.config.max_position_embeddings)
     return PromptTokenizer.from_transformers(backend, max_length), text_model.eval()
-
-
-def _first_line(error: BaseException) -> str:
-    text = str(error).strip()
-    return text.splitlines()[0] if text else type(error).__name__

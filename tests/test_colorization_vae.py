@@ -71,7 +71,8 @@ def test_scaling_factor_is_one_over_the_latent_std_and_is_stored(tmp_path: Path)
     loaded.save_pretrained(tmp_path / "sd" / "vae")             # a diffusers folder (model.pretrained=DIR)
     from_folder = build_vae(pretrained=str(tmp_path / "sd"))
     assert from_folder.config.scaling_factor == pytest.approx(1 / std, rel=1e-6)
-    assert torch.equal(from_folder.state_dict()["decoder.conv_out.weight"], loaded.state_dict()["decoder.conv_out.weight"])
+    weight = "decoder.conv_out.weight"
+    assert torch.equal(from_folder.state_dict()[weight], loaded.state_dict()[weight])
 
 
 def test_training_lowers_the_reconstruction_error(tmp_path: Path) -> None:

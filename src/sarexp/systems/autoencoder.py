@@ -4,8 +4,9 @@ and the estimate of its latent scaling factor.
 Loss (as LDM's first-stage autoencoders, without the LPIPS and GAN terms, which need pretrained or extra
 networks): per image, the summed L1 (or squared) reconstruction error of a posterior sample's decoding plus
 ``kl_weight`` × the summed KL divergence of the posterior from N(0, I), averaged over the batch (LDM's
-``kl_weight`` 1e-6 keeps its meaning); ``pixel_error[_<key>]`` is the mean error per pixel. Every key in ``image_keys`` is encoded by the same VAE; a one-channel
-image (SAR) is replicated to three channels (:func:`sarexp.models.colorization.vae.vae_input`).
+``kl_weight`` 1e-6 keeps its meaning); ``pixel_error[_<key>]`` is the mean error per pixel. Every key in
+``image_keys`` is encoded by the same VAE; a one-channel image (SAR) is replicated to three channels
+(:func:`sarexp.models.colorization.vae.vae_input`).
 
 Scaling factor: during validation the posterior samples of the first ``scaling_batches`` batches are
 accumulated; at the end of the validation epoch the VAE config's ``scaling_factor`` becomes 1 / their

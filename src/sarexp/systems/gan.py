@@ -14,7 +14,8 @@ Losses:
 - generator: lambda_rec·reconstruction (l1 | mse | mrae) + lambda_perceptual·perceptual (feature matching in
   D's stage features, or a frozen user network) + lambda_adversarial·S + lambda_sam·spectral angle.
 
-An EMA of the generator (`ema_generator`, in the checkpoint) serves validation, test and prediction. Every
+An EMA of the generator (`ema_generator`, in the checkpoint) serves validation, test and prediction, on whole
+inputs or in overlapping `eval_tile` tiles (`eval_overlap` pixels shared) for images that do not fit. Every
 piece of training state is in the checkpoint: both optimizers and schedulers (Lightning), the EMA and the
 batch counter of the schedule (`on_save_checkpoint`), so a resumed run continues exactly.
 Mixed precision comes from `trainer.precision`; clipping (`gradient_clip_val`, by norm) is applied after
@@ -35,7 +36,8 @@ from sarexp.errors import ConfigError, TrainingError
 from sarexp.losses.perceptual import feature_l1, load_feature_network
 from sarexp.losses.r1 import r1_penalty
 from sarexp.losses.sinkhorn import SinkhornLoss
-from sarexp.losses.spectral_angle import spectral_angle
+from sarexp.losses.spectral import mrae, spectral_angle
+from sarexp.metrics.spectral import whole_image_forward
 from sarexp.optim.ema import frozen_copy, update_ema, warmed_decay
 from sarexp.optim.param_groups import build_optimizer
 
@@ -48,7 +50,7 @@ def reconstruction_loss(kind: str, preds: torch.Tensor, target: torch.Tensor) ->
         return F.l1_loss(preds, target)
     if kind == "mse":
         return F.mse_loss(preds, target)
-    return ((preds - target).abs() / (target.abs() + 1e-3)).mean()  # MRAE, ε-guarded as a loss
+    return mrae(preds, target, eps=1e-3)  # ε-guarded: generated spectra may meet near-zero targets
 
 
 class ConditionalGANSystem(pl.LightningModule):
@@ -78,6 +80,8 @@ class ConditionalGANSystem(pl.LightningModule):
         ema_decay: float = 0.999,
         ema_warmup: bool = True,
         metrics: dict[str, Metric] | None = None,
+        eval_tile: int | None = None,
+        eval_overlap: int = 32,
     ) -> None:
         super().__init__()
         if n_critic < 1 or accumulate_grad_batches < 1:
@@ -106,12 +110,14 @@ class ConditionalGANSystem(pl.LightningModule):
         self.ema_decay, self.ema_warmup = ema_decay, ema_warmup
         self.batches_seen = 0
         self.generator_steps = 0
+        self.eval_tile, self.eval_overlap = eval_tile, eval_overlap
         collection = MetricCollection(dict(metrics or {}))
         self.val_metrics = collection.clone(prefix="val/")
         self.test_metrics = collection.clone(prefix="test/")
 
     def forward(self, condition: torch.Tensor) -> torch.Tensor:
-        return self.ema_generator(condition)
+        """The EMA generator on whole inputs, in overlapping `eval_tile` tiles when set (MST++ protocol)."""
+        return whole_image_forward(self.ema_generator, condition, self.eval_tile, self.eval_overlap)
 
     def train(self, mode: bool = True) -> "ConditionalGANSystem":
         super().train(mode)
@@ -233,11 +239,11 @@ class ConditionalGANSystem(pl.LightningModule):
 
     def predict_step(self, batch: Batch, batch_idx: int) -> dict[str, Any]:
         extras = {key: value for key, value in batch.items() if key != self.condition_key}
-        return {"preds": self.ema_generator(batch[self.condition_key]), **extras}
+        return {"preds": self(batch[self.condition_key]), **extras}
 
     def _evaluate(self, stage: str, metrics: MetricCollection, batch: Batch) -> dict[str, torch.Tensor]:
         condition, target = batch[self.condition_key], batch[self.target_key]
-        preds = self.ema_generator(condition)
+        preds = self(condition)
         options = {"on_step": False, "on_epoch": True, "batch_size": condition.shape[0], "sync_dist": True}
         self.log(f"{stage}/loss", reconstruction_loss(self.reconstruction, preds.float(), target.float()),
                  prog_bar=True, **options)

@@ -22,6 +22,7 @@ Mixed precision comes from `trainer.precision`; clipping (`gradient_clip_val`, b
 the loss scale is removed, in `on_before_optimizer_step`.
 """
 
+import warnings
 from collections.abc import Callable
 from typing import Any
 
@@ -43,6 +44,11 @@ from sarexp.optim.param_groups import build_optimizer
 
 Batch = dict[str, Any]
 RECONSTRUCTION = ("l1", "mse", "mrae")
+
+
+# Lightning warns that periodic checkpoints under manual optimisation hold the state after the step: that is
+# the state this system resumes from (its schedule counter is advanced with it), so the warning is noise.
+warnings.filterwarnings("ignore", message="Using ModelCheckpoint with manual optimization")
 
 
 def reconstruction_loss(kind: str, preds: torch.Tensor, target: torch.Tensor) -> torch.Tensor:

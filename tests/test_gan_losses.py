@@ -57,6 +57,10 @@ def test_feature_clouds_and_module() -> None:
     assert feature_clouds(features, False).shape == (4, 10, 3)
     loss = SinkhornLoss(epsilon=0.5, iters=20, flatten_spatial=False)
     assert loss(features, features).abs().item() < 1e-5
+    normalized = SinkhornLoss(epsilon=0.5, iters=20, normalize=True)
+    other = _cloud(4, 3, 2, 5, seed=9)
+    assert normalized(features, other).item() == pytest.approx(normalized(7.0 * features, 7.0 * other).item())
+    assert 0.0 < normalized(features, other).item() <= 2.0  # S_ε ≤ OT_0 ≤ the largest cost, 2 on the unit sphere
     with pytest.raises(ConfigError, match="sinkhorn_epsilon"):
         SinkhornLoss(epsilon=0.0)
 

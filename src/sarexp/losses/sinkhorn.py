@@ -13,6 +13,7 @@ with the number of iterations.
 import math
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from sarexp.errors import ConfigError
@@ -110,16 +111,24 @@ def feature_clouds(features: torch.Tensor, flatten_spatial: bool) -> torch.Tenso
 
 
 class SinkhornLoss(nn.Module):
-    """S_ε between real and generated feature maps, averaged over clouds (see `feature_clouds`)."""
+    """S_ε between real and generated feature maps, averaged over clouds (see `feature_clouds`).
 
-    def __init__(self, epsilon: float = 0.1, iters: int = 50, flatten_spatial: bool = True) -> None:
+    normalize=True puts every point on the unit sphere first (cost ½‖x − y‖² ∈ [0, 2]): a discriminator that
+    maximises S can then not do so by scaling its features up, and ε keeps one meaning whatever D's scale.
+    """
+
+    def __init__(self, epsilon: float = 0.1, iters: int = 50, flatten_spatial: bool = True,
+                 normalize: bool = False) -> None:
         super().__init__()
         _check(epsilon, iters)
         self.epsilon = epsilon
         self.iters = iters
         self.flatten_spatial = flatten_spatial
+        self.normalize = normalize
 
     def forward(self, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
         x = feature_clouds(real.float(), self.flatten_spatial)
         y = feature_clouds(fake.float(), self.flatten_spatial)
+        if self.normalize:
+            x, y = F.normalize(x, dim=-1, eps=1e-8), F.normalize(y, dim=-1, eps=1e-8)
         return sinkhorn_divergence(x, y, self.epsilon, self.iters).mean()

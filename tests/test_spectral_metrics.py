@@ -85,7 +85,7 @@ def test_spectral_metrics_factory_and_mrae_loss() -> None:
     preds, target = _pair(4)
     terms = SpectralLoss().eval()(preds, target)
     assert float(terms["loss"]) == pytest.approx(float(((preds - target).abs() / target).mean()), rel=1e-6)
-    assert {"mrae", "l1", "sam", "loss"} == set(terms)
+    assert {"mrae_loss", "l1_loss", "sam_loss", "loss"} == set(terms)
 
 
 def test_tiled_forward_matches_whole_image_forward() -> None:

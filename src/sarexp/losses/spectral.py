@@ -18,7 +18,8 @@ def spectral_angle(preds: torch.Tensor, target: torch.Tensor, eps: float = 1e-8)
 
 
 class SpectralLoss(nn.Module):
-    """Weighted sum of MRAE, L1 and spectral angle; returns the total under "loss" and each term.
+    """Weighted sum of MRAE, L1 and spectral angle; returns the total under "loss" and each term as
+    ``<term>_loss`` (whole samples, no crop: distinct from the protocol metrics ``val/mrae`` …).
 
     In eval mode every term is returned whatever its weight, so runs with different weights stay comparable.
     """
@@ -41,5 +42,5 @@ class SpectralLoss(nn.Module):
                 terms[name] = (preds - target).abs().mean()
             else:
                 terms[name] = spectral_angle(preds, target)
-        terms["loss"] = sum(self.weights[name] * value for name, value in terms.items())
-        return terms
+        total = sum(self.weights[name] * value for name, value in terms.items())
+        return {"loss": total, **{f"{name}_loss": value for name, value in terms.items()}}

@@ -1,5 +1,5 @@
 """hsi_cswin_gan through the CLI on a tiny synthetic ARAD-1K: train, test, metrics.json, checkpoint contents,
-rolling periodic checkpoints; the paper preset composes."""
+rolling periodic checkpoints, task=predict with the EMA generator; the paper preset composes."""
 
 import json
 import subprocess
@@ -50,6 +50,14 @@ def test_train_and_test_tiny_gan(tmp_path: Path) -> None:
     assert state["gan_schedule"] == {"batches_seen": 4, "generator_steps": 2}
     assert len(state["optimizer_states"]) == 2 and len(state["lr_schedulers"]) == 2
     assert any(key.startswith("ema_generator.") for key in state["state_dict"])
+    assert any((run_dir / "samples").glob("*.png"))
+
+    predict_dir = tmp_path / "predict"
+    result = run_cli([*TINY, "task=predict", f"ckpt_path={run_dir / 'checkpoints' / 'last.ckpt'}",
+                      f"hydra.run.dir={predict_dir}"], cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    cubes = sorted((predict_dir / "predictions").glob("*.mat"))
+    assert cubes and all(cube.with_suffix(".png").is_file() for cube in cubes)
 
 
 def test_paper_preset_composes() -> None:

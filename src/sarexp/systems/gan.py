@@ -137,7 +137,9 @@ class ConditionalGANSystem(pl.LightningModule):
         condition, target = batch[self.condition_key], batch[self.target_key]
         opt_g, opt_d = self.optimizers()
         position = self.batches_seen % (self.n_critic * self.accumulate)
-        fake = self.generator(condition)
+        trains_generator = position >= (self.n_critic - 1) * self.accumulate
+        with torch.set_grad_enabled(trains_generator):  # no generator graph on discriminator-only batches
+            fake = self.generator(condition)
 
         self.toggle_optimizer(opt_d)
         d_terms = self._discriminator_terms(condition, target, fake.detach())
@@ -146,7 +148,7 @@ class ConditionalGANSystem(pl.LightningModule):
             self._step(opt_d, 1)
         self.untoggle_optimizer(opt_d)
 
-        if position >= (self.n_critic - 1) * self.accumulate:
+        if trains_generator:
             self.toggle_optimizer(opt_g)
             g_terms = self._generator_terms(condition, target, fake)
             self.manual_backward(g_terms["g_loss"] / self.accumulate)

@@ -99,3 +99,21 @@ def test_tiled_forward_matches_whole_image_forward() -> None:
         tiled = whole_image_forward(conv, images, tile=24, overlap=8)
         assert tiled.shape == whole.shape
         assert float((tiled - whole).abs().max()) < 1e-2 * float(whole.abs().max())
+
+
+def test_linear_baseline_is_the_least_squares_solution() -> None:
+    from sarexp.models.linear_spectral import LinearSpectralMap
+
+    generator = torch.Generator().manual_seed(5)
+    rgb = [torch.rand(2, 3, 6, 7, generator=generator) for _ in range(3)]
+    weight, bias = torch.randn(31, 3, generator=generator), torch.randn(31, generator=generator)
+    exact = [torch.einsum("oc,bchw->bohw", weight, x) + bias[:, None, None] for x in rgb]
+    fitted = LinearSpectralMap().fit(zip(rgb, exact))
+    torch.testing.assert_close(fitted.map.weight[:, :, 0, 0], weight, atol=1e-4, rtol=1e-4)
+    torch.testing.assert_close(fitted.map.bias, bias, atol=1e-4, rtol=1e-4)
+    noisy = [y + 0.1 * torch.randn(y.shape, generator=generator) for y in exact]
+    fitted = LinearSpectralMap().fit(zip(rgb, noisy))
+    x = torch.cat([r.permute(0, 2, 3, 1).reshape(-1, 3) for r in rgb]).double()
+    y = torch.cat([t.permute(0, 2, 3, 1).reshape(-1, 31) for t in noisy]).double()
+    solution = np.linalg.lstsq(np.c_[x.numpy(), np.ones(len(x))], y.numpy(), rcond=None)[0]
+    np.testing.assert_allclose(fitted.map.weight[:, :, 0, 0].detach().numpy(), solution[:3].T, atol=1e-5)

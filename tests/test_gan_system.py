@@ -124,3 +124,11 @@ def test_validation_uses_the_ema_generator_and_metrics(tmp_path: Path) -> None:
         preds = system.ema_generator(PairDataset().rgb[:4])
     expected = (preds - PairDataset().hsi[:4]).abs().mean().item()
     assert results["val/mae"] == pytest.approx(expected, rel=1e-4)
+
+
+def test_bf16_mixed_precision_trains(tmp_path: Path) -> None:
+    system = make_system(n_critic=1, accumulate_grad_batches=1)
+    before = system.generator.out.weight.detach().clone()
+    trainer(tmp_path, max_steps=4, precision="bf16-mixed").fit(system, train_dataloaders=loader())
+    assert system.generator_steps == 2 and not torch.equal(before, system.generator.out.weight)
+    assert all(torch.isfinite(p).all() for p in system.generator.parameters())

@@ -13,7 +13,6 @@ import argparse
 import resource
 import statistics
 import time
-from pathlib import Path
 
 import torch
 from hydra import compose, initialize_config_dir

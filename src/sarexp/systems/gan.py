@@ -145,7 +145,7 @@ class ConditionalGANSystem(pl.LightningModule):
         d_terms = self._discriminator_terms(condition, target, fake.detach())
         self.manual_backward(d_terms["d_loss"] / self.accumulate)
         if (position + 1) % self.accumulate == 0:
-            self._step(opt_d, 1)
+            self._step(opt_d)
         self.untoggle_optimizer(opt_d)
 
         if trains_generator:
@@ -153,7 +153,7 @@ class ConditionalGANSystem(pl.LightningModule):
             g_terms = self._generator_terms(condition, target, fake)
             self.manual_backward(g_terms["g_loss"] / self.accumulate)
             if position == self.n_critic * self.accumulate - 1:
-                self._step(opt_g, 0)
+                self._step(opt_g)
                 self.generator_steps += 1
                 decay = warmed_decay(self.ema_decay, self.generator_steps) if self.ema_warmup else self.ema_decay
                 update_ema(self.ema_generator, self.generator, decay)
@@ -196,7 +196,7 @@ class ConditionalGANSystem(pl.LightningModule):
         total = sum(self.weights[name] * value for name, value in terms.items() if self.weights[name] != 0.0)
         return {**{f"g_{k}": v for k, v in terms.items()}, "g_loss": torch.as_tensor(total, device=fake.device)}
 
-    def _step(self, optimizer: Any, index: int) -> None:
+    def _step(self, optimizer: Any) -> None:
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
         schedulers = self.lr_schedulers()

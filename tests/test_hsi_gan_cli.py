@@ -1,7 +1,6 @@
 """hsi_cswin_gan through the CLI on a tiny synthetic ARAD-1K: train, test, metrics.json, checkpoint contents,
 rolling periodic checkpoints, task=predict with the EMA generator; the paper preset composes."""
 
-import json
 import subprocess
 import sys
 from pathlib import Path

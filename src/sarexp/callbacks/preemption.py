@@ -68,9 +68,12 @@ class PreemptionCheckpoint(Callback):
         """Give the signals back (Lightning restores its own snapshot of handlers before this hook)."""
         for signum in list(self._previous):
             self._give_back(signum)
+        self._previous.clear()
 
     def _give_back(self, signum: signal.Signals) -> None:
-        previous = self._previous.pop(signum, None)
+        """Reinstall the previous owner (kept on record: after a failed fit, Lightning puts this handler
+        back, which then forwards to the previous owner)."""
+        previous = self._previous.get(signum)
         signal.signal(signum, previous if previous is not None else signal.SIG_DFL)
 
     def _on_signal(self, signum: int, frame: FrameType | None) -> None:

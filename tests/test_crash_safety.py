@@ -152,6 +152,19 @@ def test_a_max_steps_stop_inside_an_epoch_validates_first(tmp_path):
     assert isinstance(float(best_score([ValidateBeforeStop()])), float)
 
 
+def test_a_max_time_stop_inside_an_epoch_validates_first(tmp_path):
+    class Slow(_Regression):
+        def training_step(self, batch: torch.Tensor, batch_idx: int) -> torch.Tensor:
+            time.sleep(0.3)
+            return super().training_step(batch, batch_idx)
+
+    checkpoint = ModelCheckpoint(dirpath=tmp_path, monitor="val/loss")
+    trainer = _trainer([ValidateBeforeStop(), checkpoint], max_time={"seconds": 1})
+    trainer.fit(Slow(), _data(100), _data(4))
+    assert 0 < trainer.global_step < 50  # stopped inside the first epoch
+    assert checkpoint.best_model_score is not None
+
+
 def test_train_task_returns_the_monitor_when_max_steps_ends_mid_epoch(compose_config):
     cfg = compose_config(["experiment=ssm4sar", *TINY, "trainer.max_steps=3", "trainer.limit_val_batches=1"])
     value = train(cfg, test=False)
@@ -204,3 +217,20 @@ def test_two_runs_on_one_empty_root_generate_once_and_both_see_the_whole_dataset
     sizes = [results.get(timeout=5)[1] for _ in processes]
     assert len(generated.read_text().split()) == 1  # one generated, the other waited for it
     assert sizes[0] == sizes[1] > 0
+
+
+def test_disk_full_while_writing_samples_keeps_the_previous_file(tmp_path, monkeypatch):
+    from sarexp.tasks import generative
+
+    target = tmp_path / "samples.npz"
+    generative.write_npz_atomic(target, images=np.zeros(3))
+
+    def full(handle, **arrays):
+        handle.write(b"partial")
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(generative.np, "savez", full)
+    with pytest.raises(StorageError, match="disk full"):
+        generative.write_npz_atomic(target, images=np.ones(3))
+    assert np.load(target)["images"].tolist() == [0.0, 0.0, 0.0]
+    assert [path.name for path in tmp_path.iterdir()] == ["samples.npz"]

@@ -38,12 +38,13 @@ def write_file_atomically(path: Path, write: Callable[[BinaryIO], None]) -> None
     except BaseException as error:
         temporary.unlink(missing_ok=True)
         if isinstance(error, OSError):
-            raise StorageError(_describe(path, error)) from None
+            raise StorageError(describe_write_error(path, error)) from None
         raise
     _sync_directory(path.parent)
 
 
-def _describe(path: Path, error: OSError) -> str:
+def describe_write_error(path: Path, error: OSError) -> str:
+    """One line naming the file and the reason (disk full, or the system's message)."""
     reason = "disk full" if error.errno in _NO_SPACE else (error.strerror or str(error))
     return f"could not write {path} ({reason}); the previous file is intact: free space or fix permissions, then rerun"
 

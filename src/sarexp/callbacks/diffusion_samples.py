@@ -9,6 +9,7 @@ from PIL import Image
 from sarexp.diffusion.samplers import Sampler
 from sarexp.plotting.image_grid import image_grid
 from sarexp.systems.diffusion import DiffusionSystem, conditioning_of, model_function
+from sarexp.callbacks.atomic_io import write_file_atomically
 
 
 class SaveDiffusionSamples(pl.Callback):
@@ -56,4 +57,5 @@ class SaveDiffusionSamples(pl.Callback):
         net.train(was_training)
         self.output_dir.mkdir(parents=True, exist_ok=True)
         grid = image_grid(images.clamp(-1, 1).float().cpu().numpy(), columns=count)
-        Image.fromarray(grid).save(self.output_dir / f"epoch_{trainer.current_epoch:04d}.png")
+        path = self.output_dir / f"epoch_{trainer.current_epoch:04d}.png"
+        write_file_atomically(path, lambda handle: Image.fromarray(grid).save(handle, format="PNG"))

@@ -8,6 +8,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+from sarexp.callbacks.atomic_io import write_file_atomically
 
 
 class SaveSamplePlots(pl.Callback):
@@ -40,5 +41,6 @@ class SaveSamplePlots(pl.Callback):
             return
         figure = self.plot(batch, outputs["preds"])
         self.output_dir.mkdir(parents=True, exist_ok=True)
-        figure.savefig(self.output_dir / f"epoch_{trainer.current_epoch:04d}.png", dpi=100)
+        path = self.output_dir / f"epoch_{trainer.current_epoch:04d}.png"
+        write_file_atomically(path, lambda handle: figure.savefig(handle, format="png", dpi=100))
         plt.close(figure)

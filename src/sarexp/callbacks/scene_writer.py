@@ -21,6 +21,8 @@ from sarexp.data.sar_scenes import output_to_complex
 from sarexp.data.scene_tiles import SceneTileDataset
 from sarexp.data.tiling import blend_weights
 from sarexp.plotting.focusing import plot_scene_quicklook
+from sarexp.callbacks.atomic_io import describe_write_error, write_file_atomically
+from sarexp.errors import StorageError
 
 
 class _SceneAccumulator:
@@ -96,7 +98,7 @@ class FocusedSceneWriter(BasePredictionWriter):
         panels = [_amplitude_for_display(a, self.quicklook_max_pixels) if a is not None else None
                   for a in (scene.read("rc", *full), focused, reference)]
         figure = plot_scene_quicklook(*panels, dynamic_range_db=self.quicklook_dynamic_range_db)
-        figure.savefig(path, dpi=100)
+        write_file_atomically(path, lambda handle: figure.savefig(handle, format="png", dpi=100))
         plt.close(figure)
 
 
@@ -109,10 +111,14 @@ def _tile_dataset(trainer: pl.Trainer) -> SceneTileDataset:
 def _write_store(path: Path, az: np.ndarray, chunks: tuple[int, int], attrs: dict[str, Any]) -> None:
     staging = path.with_name(f".{path.name}.partial")
     shutil.rmtree(staging, ignore_errors=True)
-    group = zarr.open_group(staging, mode="w")
-    group.attrs.update(attrs)
-    array = group.create_array("az", shape=az.shape, dtype=az.dtype, chunks=chunks)
-    array[...] = az
+    try:
+        group = zarr.open_group(staging, mode="w")
+        group.attrs.update(attrs)
+        array = group.create_array("az", shape=az.shape, dtype=az.dtype, chunks=chunks)
+        array[...] = az
+    except OSError as error:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise StorageError(describe_write_error(path, error)) from None
     shutil.rmtree(path, ignore_errors=True)
     staging.rename(path)
 

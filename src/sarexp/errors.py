@@ -20,3 +20,12 @@ class DataError(SarexpError):
 
 class TrainingError(SarexpError):
     """Training diverged (non-finite loss): usually a learning rate too high for the data."""
+
+
+class StorageError(SarexpError):
+    """An output (checkpoint, predictions, samples) could not be written: disk full, quota, permissions.
+    The previous version of the file is left intact."""
+
+
+class Interrupted(SarexpError):
+    """Training was stopped by a signal (Ctrl-C, SIGTERM) after saving a checkpoint it can resume from."""

@@ -23,6 +23,8 @@ from sarexp.data.scene_tiles import SceneTileDataset
 from sarexp.data.tiling import blend_weights
 from sarexp.loggers.images import save_and_log_image
 from sarexp.plotting.focusing import plot_scene_quicklook
+from sarexp.callbacks.atomic_io import describe_write_error
+from sarexp.errors import StorageError
 
 
 class _SceneAccumulator:
@@ -115,10 +117,14 @@ def _tile_dataset(trainer: pl.Trainer) -> SceneTileDataset:
 def _write_store(path: Path, az: np.ndarray, chunks: tuple[int, int], attrs: dict[str, Any]) -> None:
     staging = path.with_name(f".{path.name}.partial")
     shutil.rmtree(staging, ignore_errors=True)
-    group = zarr.open_group(staging, mode="w")
-    group.attrs.update(attrs)
-    array = group.create_array("az", shape=az.shape, dtype=az.dtype, chunks=chunks)
-    array[...] = az
+    try:
+        group = zarr.open_group(staging, mode="w")
+        group.attrs.update(attrs)
+        array = group.create_array("az", shape=az.shape, dtype=az.dtype, chunks=chunks)
+        array[...] = az
+    except OSError as error:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise StorageError(describe_write_error(path, error)) from None
     shutil.rmtree(path, ignore_errors=True)
     staging.rename(path)
 

@@ -22,6 +22,7 @@ import torch.nn.functional as F
 from lightning.pytorch import LightningDataModule
 from torch.utils.data import DataLoader, Dataset
 
+from sarexp.data.resumable import ResumableDataLoader
 from sarexp.data.scaling import ImageScaling, ScalingMode
 from sarexp.data.synthetic.staging import is_missing_or_empty
 from sarexp.errors import ConfigError, DataError
@@ -170,7 +171,8 @@ class ImageDataModule(LightningDataModule, ABC):
 
     def _loader(self, split: str, batch_size: int, shuffle: bool) -> DataLoader:
         workers = self.num_workers > 0
-        return DataLoader(
+        loader = ResumableDataLoader if shuffle else DataLoader  # training: resumable mid-epoch
+        return loader(
             self._dataset(split),
             batch_size=batch_size,
             shuffle=shuffle,

@@ -33,6 +33,7 @@ import torch
 from lightning.pytorch import LightningDataModule
 from torch.utils.data import DataLoader, Dataset, Sampler
 
+from sarexp.data.resumable import ResumableDataLoader
 from sarexp.data.sar_scenes import (
     FIX_HINT,
     SceneStore,
@@ -453,7 +454,8 @@ class SARFocusingDataModule(LightningDataModule):
             mix_blocks=self.mix_blocks if shuffle else 1,
         )
         workers = self.num_workers > 0
-        return DataLoader(
+        loader = ResumableDataLoader if shuffle else DataLoader  # training: resumable mid-epoch
+        return loader(
             dataset,
             batch_size=batch_size,
             sampler=sampler,

@@ -28,6 +28,7 @@ import torch.nn.functional as F
 from lightning.pytorch import LightningDataModule
 from torch.utils.data import ConcatDataset, DataLoader, Dataset
 
+from sarexp.data.resumable import ResumableDataLoader
 from sarexp.data.synthetic.staging import is_missing_or_empty
 from sarexp.errors import ConfigError, DataError
 
@@ -180,7 +181,8 @@ class SARPatchDataModule(LightningDataModule, ABC):
         if split not in self.datasets:
             raise RuntimeError(f"{type(self).__name__}.setup() must run before the {split} dataloader is requested")
         workers = self.num_workers > 0
-        return DataLoader(
+        loader = ResumableDataLoader if shuffle else DataLoader  # training: resumable mid-epoch
+        return loader(
             self.datasets[split],
             batch_size=batch_size,
             shuffle=shuffle,

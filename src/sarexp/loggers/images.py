@@ -7,13 +7,13 @@ logger's `log_image` keeps the step as `trainer/global_step`). Loggers without i
 """
 
 import io
-import os
-import tempfile
 from pathlib import Path
 from typing import Any, Union
 
 import numpy as np
 from PIL import Image
+
+from sarexp.callbacks.atomic_io import write_file_atomically
 
 ImageLike = Union[str, Path, np.ndarray, "matplotlib.figure.Figure"]  # noqa: F821 (matplotlib is optional)
 
@@ -57,16 +57,7 @@ def save_png(image: ImageLike, path: Path, dpi: int = 100) -> np.ndarray:
         buffer = io.BytesIO()  # grey stays grey in the file; loggers get RGB
         Image.fromarray(pixels if isinstance(image, (str, Path)) else np.asarray(image)).save(buffer, format="png")
         data = buffer.getvalue()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".partial")
-    try:
-        with os.fdopen(handle, "wb") as stream:
-            stream.write(data)
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+    write_file_atomically(Path(path), lambda stream: stream.write(data))
     return pixels
 
 

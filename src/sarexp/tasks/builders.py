@@ -6,10 +6,12 @@ from typing import Any
 
 import lightning.pytorch as pl
 from hydra.utils import instantiate
-from torch import nn
+from lightning.fabric.plugins.io.checkpoint_io import CheckpointIO
 from lightning.pytorch.loggers import Logger
 from omegaconf import DictConfig, OmegaConf
+from torch import nn
 
+from sarexp.callbacks.atomic_io import AtomicCheckpointIO
 from sarexp.config.model_options import model_options, without_model_options
 from sarexp.errors import ConfigError
 
@@ -60,7 +62,12 @@ def build_loggers(cfg: DictConfig) -> list[Logger]:
 
 
 def build_trainer(cfg: DictConfig, callbacks: list[pl.Callback], loggers: list[Logger]) -> pl.Trainer:
-    return instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False, _convert_="object")
+    """The Trainer of `trainer.*`, writing checkpoints atomically unless a CheckpointIO plugin is configured."""
+    plugins = list(instantiate(cfg.trainer.get("plugins") or [], _convert_="object"))
+    if not any(isinstance(plugin, CheckpointIO) for plugin in plugins):
+        plugins.append(AtomicCheckpointIO())
+    return instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False, plugins=plugins,
+                       _convert_="object")
 
 
 def _instantiate_each(group: DictConfig | None) -> list[Any]:

@@ -15,6 +15,8 @@ from sarexp.errors import ConfigError
 from sarexp.systems.diffusion import DiffusionSystem
 from sarexp.tasks.builders import build_system
 from sarexp.tasks.checkpoints import loading
+from sarexp.callbacks.atomic_io import describe_write_error, write_file_atomically
+from sarexp.errors import StorageError
 
 log = logging.getLogger(__name__)
 
@@ -42,16 +44,17 @@ def load_diffusion_system(cfg: DictConfig, checkpoint: Path) -> DiffusionSystem:
 
 
 def write_npz_atomic(path: Path, **arrays: np.ndarray) -> None:
-    with tempfile.NamedTemporaryFile(dir=path.parent, prefix=f".{path.name}.", suffix=".npz", delete=False) as handle:
-        np.savez(handle, **arrays)
-        temporary = handle.name
-    os.replace(temporary, path)
+    write_file_atomically(path, lambda handle: np.savez(handle, **arrays))
 
 
 def write_hdf5_atomic(path: Path, **arrays: np.ndarray) -> None:
     handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".h5")
     os.close(handle)
-    with h5py.File(temporary, "w") as file:
-        for name, array in arrays.items():
-            file.create_dataset(name, data=array)
+    try:
+        with h5py.File(temporary, "w") as file:
+            for name, array in arrays.items():
+                file.create_dataset(name, data=array)
+    except OSError as error:
+        os.unlink(temporary)
+        raise StorageError(describe_write_error(path, error)) from None
     os.replace(temporary, path)

@@ -25,6 +25,7 @@ from sarexp.systems.diffusion import model_function
 from sarexp.tasks.builders import run_dir, seed_everything
 from sarexp.tasks.checkpoints import required_checkpoint
 from sarexp.tasks.generative import load_diffusion_system, resolve_device, write_hdf5_atomic, write_npz_atomic
+from sarexp.callbacks.atomic_io import write_file_atomically
 
 log = logging.getLogger(__name__)
 
@@ -78,7 +79,8 @@ def sample(
     write_npz_atomic(directory / "samples.npz", **arrays)
     if hdf5:
         write_hdf5_atomic(directory / "samples.h5", **arrays)
-    Image.fromarray(image_grid(images, grid_columns)).save(directory / "samples.png")
+    grid = Image.fromarray(image_grid(images, grid_columns))
+    write_file_atomically(directory / "samples.png", lambda handle: grid.save(handle, format="PNG"))
     speed = count / seconds
     write_metrics(
         directory,

@@ -1,13 +1,22 @@
-"""Write a synthetic dataset so that its root is either untouched or complete, even when processes race."""
+"""Write a synthetic dataset so that its root is either untouched or complete, even when processes race.
+
+Processes that start on the same empty root at once take turns on a lock file beside it: the first
+generates, the others wait and then find the complete dataset (and generate nothing).
+"""
 
 import errno
+import fcntl
+import logging
 import os
 import shutil
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from sarexp.errors import DataError
+
+log = logging.getLogger(__name__)
 
 
 def is_missing_or_empty(path: Path) -> bool:
@@ -19,13 +28,35 @@ def write_atomically(root: Path, fill: Callable[[Path], None]) -> Path:
     """Call ``fill(staging)`` on a hidden sibling directory of ``root``, then rename it to ``root``.
 
     A non-empty ``root`` is never overwritten: FileExistsError, also when another process published its
-    (complete) dataset first.
+    (complete) dataset first, while this one waited for the lock.
     """
     if root.exists() and not root.is_dir():
         raise DataError(f"{root}: exists and is not a directory; point data.root at a directory")
     if not is_missing_or_empty(root):
         raise FileExistsError(errno.EEXIST, "dataset directory is not empty", str(root))
     root.parent.mkdir(parents=True, exist_ok=True)
+    with generation_lock(root):
+        if not is_missing_or_empty(root):
+            raise FileExistsError(errno.EEXIST, "another process generated the dataset", str(root))
+        return _stage_and_publish(root, fill)
+
+
+@contextmanager
+def generation_lock(root: Path) -> Iterator[None]:
+    """Exclusive lock on ``.<root name>.lock`` beside ``root`` (released by the OS if the holder dies)."""
+    with open(root.parent / f".{root.name}.lock", "a") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            log.info("waiting for another process that is generating %s", root)
+            fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _stage_and_publish(root: Path, fill: Callable[[Path], None]) -> Path:
     staging = root.parent / f".{root.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}"
     staging.mkdir()
     try:

@@ -1,0 +1,109 @@
+"""A training DataLoader that Lightning can checkpoint in the middle of an epoch and resume exactly.
+
+Lightning saves the ``state_dict()`` of every train loader that has one in each checkpoint and hands it back
+through ``load_state_dict()`` before it iterates again. The state is the epoch's batch order seed (the torch
+RNG state at ``iter()``, from which the sampler's permutation and the workers' base seed are drawn), the
+sampler epoch and how many batches the training loop has taken. Resuming re-draws the same order from that
+seed, without touching the global RNG, and serves only the batches not yet trained on; no sample is read
+to skip the others.
+
+Exact only for datasets whose ``__getitem__`` draws no global randomness (sarexp's readers draw none:
+augmentation happens on the batch, in the training process, from RNG states the checkpoint restores).
+"""
+
+from collections.abc import Iterator, Sized
+from typing import Any
+
+import torch
+from torch.utils.data import DataLoader
+
+
+class _Plan:
+    """The epoch's batches (or indices) in order; iteration starts at ``start``, ``len`` is the whole epoch
+    (Lightning counts the batches already trained on itself)."""
+
+    def __init__(self, items: list[Any], start: int) -> None:
+        self.items = items
+        self.start = start
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter(self.items[self.start :])
+
+
+class _Counting:
+    """Wrap the DataLoader's iterator to count the batches handed out; everything else is forwarded."""
+
+    def __init__(self, iterator: Any, owner: "ResumableDataLoader") -> None:
+        self._iterator = iterator
+        self._owner = owner
+
+    def __iter__(self) -> "_Counting":
+        return self
+
+    def __next__(self) -> Any:
+        batch = next(self._iterator)
+        self._owner._served += 1
+        return batch
+
+    def __len__(self) -> int:
+        return len(self._iterator)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._iterator, name)
+
+
+class ResumableDataLoader(DataLoader):
+    """DataLoader with ``state_dict``/``load_state_dict`` for exact mid-epoch resumption (any sampler)."""
+
+    _plan: _Plan | None = None
+    _pending: dict[str, Any] | None = None
+    _epoch_rng: torch.Tensor | None = None
+    _served: int = 0
+
+    @property
+    def _index_sampler(self) -> Any:  # read by DataLoader iterators and len()
+        return self._plan if self._plan is not None else super()._index_sampler
+
+    def __iter__(self) -> Any:
+        pending, self._pending = self._pending, None
+        self._plan = None
+        sampler = super()._index_sampler
+        start, epoch, seed = 0, None, None
+        if pending is not None:
+            finished = pending["served"] >= pending["length"]
+            start = 0 if finished else pending["served"]
+            epoch = pending["epoch"] + 1 if finished and pending["epoch"] is not None else pending["epoch"]
+            seed = pending["now_rng"] if finished else pending["epoch_rng"]
+        if epoch is not None and hasattr(_sampler_with_epoch(sampler), "set_epoch"):
+            _sampler_with_epoch(sampler).set_epoch(epoch)
+        with torch.random.fork_rng(devices=[], enabled=seed is not None):
+            if seed is not None:
+                torch.set_rng_state(seed)
+            self._epoch_rng = torch.get_rng_state()
+            self._plan = _Plan(list(sampler), start)
+            self._served = start
+            iterator = super().__iter__()  # draws the workers' base seed
+        return _Counting(iterator, self)
+
+    def state_dict(self) -> dict[str, Any]:
+        sampler = _sampler_with_epoch(super()._index_sampler)
+        epoch = getattr(sampler, "epoch", None)
+        return {
+            "served": self._served,
+            "length": len(self._plan) if self._plan is not None else 0,
+            "epoch": epoch if isinstance(epoch, int) else None,
+            "epoch_rng": self._epoch_rng if self._epoch_rng is not None else torch.get_rng_state(),
+            "now_rng": torch.get_rng_state(),
+        }
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self._pending = dict(state_dict)
+
+
+def _sampler_with_epoch(index_sampler: Any) -> Any:
+    """The sampler that knows the epoch: the batch sampler's sampler, or the sampler itself."""
+    inner = getattr(index_sampler, "sampler", None)
+    return inner if isinstance(inner, Sized) or hasattr(inner, "set_epoch") else index_sampler

@@ -20,3 +20,9 @@ class DataError(SarexpError):
 
 class TrainingError(SarexpError):
     """Training diverged (non-finite loss): usually a learning rate too high for the data."""
+
+
+def first_line(error: BaseException) -> str:
+    """The first non-empty line of an exception's message, else its type name: a library's multi-line message
+    quoted inside a one-line SarexpError."""
+    return next((line.strip() for line in str(error).splitlines() if line.strip()), type(error).__name__)

@@ -15,6 +15,7 @@ from hydra.utils import get_object
 from omegaconf import DictConfig, OmegaConf
 from typeguard import CollectionCheckStrategy, TypeCheckError, check_type
 
+from sarexp.config.value_checks import check_values
 from sarexp.errors import ConfigError
 
 _HYDRA_KEYS = {"_target_", "_partial_", "_recursive_", "_convert_", "_args_"}
@@ -36,6 +37,7 @@ def validate_config(cfg: DictConfig) -> None:
     container = resolve_config(cfg)
     for path, node in _target_nodes(container, ""):
         _validate_node(path, node)
+    check_values(container)  # out-of-range values and hardware: sarexp.config.value_checks
 
 
 def _target_nodes(value: Any, path: str) -> Iterator[tuple[str, dict[str, Any]]]:

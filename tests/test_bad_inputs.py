@@ -251,3 +251,19 @@ def test_truncated_parquet_is_named(tmp_path):
     with pytest.raises(DataError, match="not a readable parquet file") as error:
         module.table()
     one_line(error, path)
+
+
+def test_nan_in_a_sar_scene_window_is_named(tmp_path):
+    import zarr
+
+    from sarexp.data.sar_scenes import open_scene
+
+    rc = np.ones((8, 8), np.complex64)
+    rc[5, 2] = np.nan
+    group = zarr.open_group(tmp_path / "scene.zarr", mode="w")
+    group.create_array("rc", data=rc, chunks=(4, 4))
+    scene = open_scene(tmp_path / "scene.zarr")
+    scene.read("rc", slice(0, 4), slice(0, 8))
+    with pytest.raises(DataError, match=r"\(array 'rc' lines 4:8, columns 0:8\): contains NaN or infinite values") as error:
+        scene.read("rc", slice(4, 8), slice(0, 8))
+    one_line(error, tmp_path / "scene.zarr")

@@ -187,3 +187,21 @@ def test_cli_refuses_a_malicious_checkpoint_in_one_line(tmp_path, evil, override
     assert not marker.exists()
     assert not (tmp_path / "data").exists() or not any((tmp_path / "data").iterdir())
 
+
+
+def test_numpy_arrays_are_data_but_object_arrays_still_refused(tmp_path):
+    """A resumable checkpoint may hold NumPy's RNG state (an ndarray): allowed deliberately; an object array
+    pickles its objects, whose globals stay refused."""
+    import random
+
+    import numpy as np
+
+    state = {"numpy": np.random.get_state(), "python": random.getstate(), "torch": torch.get_rng_state()}
+    torch.save({"state_dict": {}, "rng": state}, tmp_path / "rng.ckpt")
+    loaded = load_weights_file(tmp_path / "rng.ckpt", "ckpt_path")["rng"]
+    assert np.array_equal(loaded["numpy"][1], state["numpy"][1]) and loaded["python"] == state["python"]
+    marker = tmp_path / "MARKER"
+    torch.save({"array": np.array([_Payload(marker)], dtype=object)}, tmp_path / "objects.ckpt")
+    with pytest.raises(ConfigError) as error:
+        load_weights_file(tmp_path / "objects.ckpt", "ckpt_path")
+    assert_refused(error, "ckpt_path", tmp_path / "objects.ckpt", marker)

@@ -22,6 +22,20 @@ from sarexp.errors import ConfigError
 SAFETENSORS_SUFFIX = ".safetensors"
 
 
+def allow_numpy_arrays() -> None:
+    """Allow-list plain NumPy arrays (deliberately): the NumPy RNG state a resumable checkpoint stores is one.
+
+    Unpickling an array calls NumPy's own reconstructor with a dtype; an object array would still need the
+    globals of its objects, which stay refused. Idempotent.
+    """
+    import numpy as np
+    import torch
+
+    reconstruct = np.zeros(1).__reduce__()[0]
+    dtype_classes = {type(np.dtype(code)) for code in "?bBhHiIlLqQefdgFDGUS"}
+    torch.serialization.add_safe_globals([reconstruct, np.ndarray, np.dtype, *dtype_classes])
+
+
 def refused_message(key: str, path: Path | str, culprit: str) -> str:
     """One line for a file that names Python globals beyond tensors and plain containers."""
     return (
@@ -46,6 +60,8 @@ def refuse_unsafe_globals(path: Path, key: str) -> None:
     if not zipfile.is_zipfile(path):
         return
     import torch
+
+    allow_numpy_arrays()
 
     try:
         found = torch.serialization.get_unsafe_globals_in_checkpoint(path)
@@ -78,6 +94,8 @@ def load_weights_file(path: Path | str, key: str) -> Any:
     refuse_unsafe_globals(file, key)
     import torch
 
+    allow_numpy_arrays()
+
     try:
         return torch.load(file, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as error:
@@ -101,6 +119,8 @@ def _load_safetensors(file: Path, key: str) -> dict[str, Any]:
 @contextmanager
 def refusals_as_config_errors(key: str, path: Path | str | None) -> Iterator[None]:
     """Wrap a Lightning call given ``ckpt_path=path, weights_only=True``: its unpickling failures become one line."""
+    if path is not None:
+        allow_numpy_arrays()
     try:
         yield
     except pickle.UnpicklingError as error:

@@ -14,7 +14,7 @@ pytestmark = pytest.mark.slow
 
 
 def _global_step(checkpoint: Path) -> int:
-    return torch.load(checkpoint, map_location="cpu", weights_only=False)["global_step"]
+    return torch.load(checkpoint, map_location="cpu", weights_only=True)["global_step"]
 
 
 @pytest.fixture(scope="module")

@@ -73,7 +73,7 @@ def test_training_saves_raw_and_ema_weights_and_the_sampler_history(tmp_path):
     trainer = _trainer(tmp_path)
     trainer.fit(system, datamodule=ToyDataModule())
     trainer.save_checkpoint(tmp_path / "last.ckpt")
-    state = torch.load(tmp_path / "last.ckpt", weights_only=False)["state_dict"]
+    state = torch.load(tmp_path / "last.ckpt", weights_only=True)["state_dict"]
     raw = {k[len("net."):] for k in state if k.startswith("net.")}
     ema = {k[len("ema_net."):] for k in state if k.startswith("ema_net.")}
     assert raw and raw == ema

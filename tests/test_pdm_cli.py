@@ -43,7 +43,7 @@ def lowres_run(tmp_path_factory) -> tuple[Path, Path]:
 
 def test_training_keeps_raw_and_ema_weights_and_draws_epoch_samples(lowres_run):
     _, run_dir = lowres_run
-    state = torch.load(run_dir / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)["state_dict"]
+    state = torch.load(run_dir / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)["state_dict"]
     assert any(key.startswith("ema_net.") for key in state) and any(key.startswith("net.") for key in state)
     metrics = json.loads((run_dir / "metrics.json").read_text())
     assert {"val/loss", "test/loss", "train/mse", "train/vb"} <= set(metrics)

@@ -29,3 +29,9 @@ class StorageError(SarexpError):
 
 class Interrupted(SarexpError):
     """Training was stopped by a signal (Ctrl-C, SIGTERM) after saving a checkpoint it can resume from."""
+
+
+def first_line(error: BaseException) -> str:
+    """The first non-empty line of an exception's message, else its type name: a library's multi-line message
+    quoted inside a one-line SarexpError."""
+    return next((line.strip() for line in str(error).splitlines() if line.strip()), type(error).__name__)

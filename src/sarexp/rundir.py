@@ -13,6 +13,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from sarexp.checkpoint_io import refuse_unsafe_globals
 from sarexp.errors import ConfigError
 
 LAST_CHECKPOINT = Path("checkpoints") / "last.ckpt"
@@ -93,13 +94,15 @@ def _program() -> str:
 
 
 def check_checkpoint_file(path: Path, key: str = "ckpt_path") -> Path:
-    """Fail early, naming the file, when a checkpoint is missing or not a readable torch archive."""
+    """Fail early, naming the file, when a checkpoint is missing, not a readable torch archive, or holds objects
+    that weights-only loading refuses."""
     if not path.is_file():
         raise ConfigError(f"{key}={path}: no such checkpoint file; pass the path of a .ckpt file")
     if not zipfile.is_zipfile(path):
         raise ConfigError(
             f"{key}={path}: not a readable PyTorch checkpoint (truncated or corrupt?); use another checkpoint"
         )
+    refuse_unsafe_globals(path, key)
     return path
 
 

@@ -10,6 +10,7 @@ Requeue after preemption keeps Hydra's behaviour: the same call, hence the same 
 
 import logging
 import os
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -17,6 +18,8 @@ from hydra.core.singleton import Singleton
 from hydra.core.utils import JobReturn, filter_overrides, run_job, setup_globals
 from hydra_plugins.hydra_submitit_launcher.submitit_launcher import LocalLauncher, SlurmLauncher
 from omegaconf import open_dict
+
+from sarexp.errors import SarexpError
 
 log = logging.getLogger(__name__)
 
@@ -29,6 +32,9 @@ class _SarexpSubmitit:
         from sarexp.launchers.jobs import keep_outputs_to_rank_zero
 
         environment = submitit.JobEnvironment()
+        logging.getLogger("submitit").info(
+            "rank %d of %d on node %s", environment.global_rank, environment.num_tasks,
+            os.environ.get("SLURMD_NODENAME", environment.hostname))
         Singleton.set_state(singleton_state)
         setup_globals()
         config = self.hydra_context.config_loader.load_sweep_config(self.config, sweep_overrides)
@@ -53,7 +59,7 @@ class _SarexpSubmitit:
             log.info(f"\t#{number} : {' '.join(filter_overrides(overrides))}")
         arguments = [(list(overrides), "hydra.sweep.dir", number, f"job_id_for_{number}", Singleton.get_state())
                      for number, overrides in zip(numbers, job_overrides)]
-        jobs = executor.map_array(self, *zip(*arguments))
+        jobs = self._submit(executor, arguments)
 
         def failed(index: int, error: BaseException) -> JobReturn:
             overrides = list(job_overrides[index])
@@ -64,8 +70,29 @@ class _SarexpSubmitit:
         return collect(jobs, failed)
 
 
+    def _submit(self, executor: object, arguments: list[tuple]) -> list:
+        return executor.map_array(self, *zip(*arguments))
+
+
 class SarexpSlurmLauncher(_SarexpSubmitit, SlurmLauncher):
-    """Submits to SLURM (`sbatch`, one array per batch of jobs)."""
+    """Submits to SLURM (`sbatch`, one array per batch of jobs); a request SLURM refuses, or accepts but can
+    never start (see ``sarexp.launchers.pending``), ends the launch with one line."""
+
+    def _submit(self, executor: object, arguments: list[tuple]) -> list:
+        from submitit.core.utils import FailedJobError
+
+        from sarexp.launchers.pending import submission_error, wait_until_started
+
+        try:
+            try:
+                jobs = executor.map_array(self, *zip(*arguments))
+            except FailedJobError as error:
+                raise submission_error(error, self.params) from None
+            wait_until_started([job.job_id for job in jobs], self.params)
+        except SarexpError as error:  # outside the task function: print it as run.py does, no traceback
+            print(f"error: {error}", file=sys.stderr)
+            raise SystemExit(1) from None
+        return jobs
 
 
 class SarexpLocalLauncher(_SarexpSubmitit, LocalLauncher):

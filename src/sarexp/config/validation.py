@@ -19,6 +19,7 @@ from typeguard import CollectionCheckStrategy, TypeCheckError, check_type
 
 from sarexp.config.model_options import model_options, without_model_options
 from sarexp.config.signatures import static_parameters
+from sarexp.config.value_checks import check_values
 from sarexp.errors import ConfigError
 
 _HYDRA_KEYS = {"_target_", "_partial_", "_recursive_", "_convert_", "_args_"}
@@ -46,6 +47,7 @@ def validate_config(cfg: DictConfig) -> None:
             _check_keys(path, node, *static)
     for path, node in nodes:  # then the imported callables: keys again, and value types
         _validate_node(path, node)
+    check_values(container)  # out-of-range values and hardware: sarexp.config.value_checks
 
 
 def _target_nodes(value: Any, path: str) -> Iterator[tuple[str, dict[str, Any]]]:

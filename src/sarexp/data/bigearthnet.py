@@ -25,10 +25,11 @@ import zarr
 from torch.utils.data import Dataset
 
 from sarexp.data.bigearthnet_labels import UnknownLabelError, ben19_multi_hot, clc43_to_ben19_multi_hot
-from sarexp.data.geotiff import read_geotiff_band
+from sarexp.data.geotiff import read_tiff_bands
+from sarexp.data.input_checks import check_bands
 from sarexp.data.sar_patches import SARPatchDataModule, relative_to_root, simulator_arguments
 from sarexp.data.synthetic import bigearthnet as generator
-from sarexp.errors import ConfigError, DataError
+from sarexp.errors import ConfigError, DataError, first_line
 
 BENV1_MEAN = (-19.2309, -12.5951)
 BENV1_STD = (3.1672, 2.9644)
@@ -36,6 +37,16 @@ BENV2_MEAN = (-19.1966, -12.5144)
 BENV2_STD = (5.4501, 5.0019)
 POLARISATIONS = ("VH", "VV")
 V2_COLUMNS = ("patch_id", "labels", "split", "s1_name")
+
+
+PATCH_SIZE = 120  # Sentinel-1 patches of BigEarthNet v1 and v2 are 120 × 120 pixels
+
+
+def read_patch_bands(paths: Sequence[Path], size: int) -> np.ndarray:
+    """The VH and VV GeoTIFFs of one patch as float32 (2, size, size), each band checked (shape, dtype,
+    finiteness) at read time so a bad file is named instead of failing later in collate."""
+    bands = [read_tiff_bands(path) for path in paths]
+    return check_bands([band[0] if len(band) == 1 else band for band in bands], paths, (size, size))
 
 
 def _item(image_db: np.ndarray, label: np.ndarray) -> dict[str, torch.Tensor]:
@@ -62,9 +73,10 @@ def read_split_file(path: Path, id_column: int, header: bool = False) -> list[st
 class BigEarthNetV1Dataset(Dataset):
     """BigEarthNet-S1 v1.0 patches: ``<patches_dir>/<name>/<name>_{VH,VV}.tif`` and ``_labels_metadata.json``."""
 
-    def __init__(self, patches_dir: Path, names: Sequence[str]) -> None:
+    def __init__(self, patches_dir: Path, names: Sequence[str], size: int = PATCH_SIZE) -> None:
         self.patches_dir = Path(patches_dir)
         self.names = list(names)
+        self.size = size
 
     def __len__(self) -> int:
         return len(self.names)
@@ -86,8 +98,8 @@ class BigEarthNetV1Dataset(Dataset):
 
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
         name = self.names[index]
-        bands = [read_geotiff_band(self.patches_dir / name / f"{name}_{pol}.tif") for pol in POLARISATIONS]
-        return _item(np.stack(bands), self.labels(index))
+        paths = [self.patches_dir / name / f"{name}_{pol}.tif" for pol in POLARISATIONS]
+        return _item(read_patch_bands(paths, self.size), self.labels(index))
 
 
 class BigEarthNetV1ZarrDataset(Dataset):
@@ -96,9 +108,10 @@ class BigEarthNetV1ZarrDataset(Dataset):
     The store is opened lazily in the process that reads it (DataLoader workers).
     """
 
-    def __init__(self, store: Path, names: Sequence[str]) -> None:
+    def __init__(self, store: Path, names: Sequence[str], size: int = PATCH_SIZE) -> None:
         self.store = Path(store)
         self.names = list(names)
+        self.size = size
         self._group: Any = None
         self._pid: int | None = None
 
@@ -113,7 +126,7 @@ class BigEarthNetV1ZarrDataset(Dataset):
             try:
                 self._group = zarr.open_group(self.store, mode="r")["sentinel1"]
             except Exception as error:  # zarr raises several types for missing or damaged stores
-                raise DataError(f"{self.store}: not a zarr store with a 'sentinel1' group ({error})") from None
+                raise DataError(f"{self.store}: not a zarr store with a 'sentinel1' group ({first_line(error)})") from None
             self._pid = os.getpid()
         return self._group
 
@@ -122,16 +135,18 @@ class BigEarthNetV1ZarrDataset(Dataset):
         location = f"{self.store}/sentinel1/{name}"
         try:
             group = self._sentinel1()[name]
-            bands = [np.asarray(group[pol][:], dtype=np.float32) for pol in POLARISATIONS]
+            bands = [np.asarray(group[pol][:]) for pol in POLARISATIONS]
             names43 = list(group.attrs["labels"])
         except DataError:
             raise
         except Exception as error:  # a missing patch, array or attribute, or a damaged chunk
-            raise DataError(f"{location}: cannot read the patch ({type(error).__name__}: {error})") from None
-        if any(band.ndim != 2 or not np.isfinite(band).all() for band in bands):
-            raise DataError(f"{location}: VH/VV must be finite 2-D arrays")
+            raise DataError(
+                f"{location}: cannot read the patch (truncated or corrupt chunk? {type(error).__name__}: "
+                f"{first_line(error)})"
+            ) from None
+        image_db = check_bands(bands, [f"{location}/{pol}" for pol in POLARISATIONS], (self.size, self.size))
         try:
-            return _item(np.stack(bands), clc43_to_ben19_multi_hot(names43))
+            return _item(image_db, clc43_to_ben19_multi_hot(names43))
         except UnknownLabelError as error:
             raise DataError(f"{location}: {error}") from None
 
@@ -139,10 +154,11 @@ class BigEarthNetV1ZarrDataset(Dataset):
 class BigEarthNetV2Dataset(Dataset):
     """reBEN S1 patches ``<patches_dir>/<first five name parts>/<s1_name>/<s1_name>_{VH,VV}.tif``."""
 
-    def __init__(self, patches_dir: Path, s1_names: Sequence[str], labels: np.ndarray) -> None:
+    def __init__(self, patches_dir: Path, s1_names: Sequence[str], labels: np.ndarray, size: int = PATCH_SIZE) -> None:
         self.patches_dir = Path(patches_dir)
         self.s1_names = list(s1_names)
         self.label_matrix = labels
+        self.size = size
 
     def __len__(self) -> int:
         return len(self.s1_names)
@@ -150,8 +166,8 @@ class BigEarthNetV2Dataset(Dataset):
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
         name = self.s1_names[index]
         folder = self.patches_dir / generator.v2_folder(name) / name
-        bands = [read_geotiff_band(folder / f"{name}_{pol}.tif") for pol in POLARISATIONS]
-        return _item(np.stack(bands), self.label_matrix[index])
+        paths = [folder / f"{name}_{pol}.tif" for pol in POLARISATIONS]
+        return _item(read_patch_bands(paths, self.size), self.label_matrix[index])
 
 
 def _check_num_classes(num_classes: int) -> None:
@@ -199,6 +215,7 @@ class BigEarthNetV1DataModule(SARPatchDataModule):
         self.header = header
         self.patches_dir = patches_dir
         self.simulator = simulator_arguments(self.simulator, self.writer)
+        self.patch_size = int(self.simulator.get("size", PATCH_SIZE))  # 120 for real data
 
     def write_synthetic(self, root: Path) -> None:
         self.writer(root, **self.simulator)
@@ -215,7 +232,8 @@ class BigEarthNetV1DataModule(SARPatchDataModule):
             self.split_names(split)
 
     def split_dataset(self, split: str) -> Dataset:
-        return BigEarthNetV1Dataset(relative_to_root(self.patches_dir, self.root), self.split_names(split))
+        return BigEarthNetV1Dataset(relative_to_root(self.patches_dir, self.root), self.split_names(split),
+                                    self.patch_size)
 
 
 class BigEarthNetV1ZarrDataModule(BigEarthNetV1DataModule):
@@ -258,7 +276,8 @@ class BigEarthNetV1ZarrDataModule(BigEarthNetV1DataModule):
             self.split_names(split)
 
     def split_dataset(self, split: str) -> Dataset:
-        return BigEarthNetV1ZarrDataset(relative_to_root(self.zarr_store, self.root), self.split_names(split))
+        return BigEarthNetV1ZarrDataset(relative_to_root(self.zarr_store, self.root), self.split_names(split),
+                                        self.patch_size)
 
 
 class BigEarthNetV2DataModule(SARPatchDataModule):
@@ -291,6 +310,7 @@ class BigEarthNetV2DataModule(SARPatchDataModule):
         self.metadata = metadata
         self.patches_dir = patches_dir
         self.simulator = simulator_arguments(self.simulator, generator.write_benv2)
+        self.patch_size = int(self.simulator.get("size", PATCH_SIZE))  # 120 for real data
         self._table: pd.DataFrame | None = None
 
     def write_synthetic(self, root: Path) -> None:
@@ -305,7 +325,7 @@ class BigEarthNetV2DataModule(SARPatchDataModule):
             try:
                 table = pd.read_parquet(path)
             except Exception as error:  # pyarrow raises several types for damaged files
-                raise DataError(f"{path}: not a readable parquet file ({error})") from None
+                raise DataError(f"{path}: not a readable parquet file (truncated or corrupt? {first_line(error)})") from None
             missing = [column for column in V2_COLUMNS if column not in table.columns]
             if missing:
                 raise DataError(f"{path}: missing columns {missing}; reBEN metadata has {list(V2_COLUMNS)} and more")
@@ -327,4 +347,5 @@ class BigEarthNetV2DataModule(SARPatchDataModule):
             labels = np.stack([ben19_multi_hot(list(names)) for names in rows["labels"]])
         except UnknownLabelError as error:
             raise DataError(f"{path}: {error}") from None
-        return BigEarthNetV2Dataset(relative_to_root(self.patches_dir, self.root), rows["s1_name"].tolist(), labels)
+        return BigEarthNetV2Dataset(relative_to_root(self.patches_dir, self.root), rows["s1_name"].tolist(), labels,
+                                    self.patch_size)

@@ -1,8 +1,14 @@
-"""Single-band float32 GeoTIFFs, read and written with tifffile (no GDAL needed).
+"""GeoTIFFs read and written with tifffile (no GDAL needed): single-band float32 bands, and any TIFF as bands.
 
 Sentinel-1 patches of BigEarthNet are one band per file. Writing adds the three GeoTIFF tags a GIS needs to
 place the raster: ModelPixelScale (33550), ModelTiepoint (33922) and the GeoKeyDirectory (34735) with a
 projected CRS given by its EPSG code (UTM zones for BigEarthNet).
+
+Multi-band TIFFs come pixel-interleaved (planar configuration 1: tifffile axes ``YXS``, e.g. EuroSAT's 13
+bands as written by GDAL) or band-sequential (separate planes ``SYX`` or one page per band ``QYX``);
+:func:`read_tiff_bands` returns both as (bands, H, W) whatever the band count. A file tifffile wrote from a
+NumPy array records that array's shape, whose band axis is not stored: there the smaller end axis is taken
+as the bands ((64, 64, 13) → 13 bands, (13, 64, 64) → 13 bands).
 """
 
 import os
@@ -11,7 +17,8 @@ from pathlib import Path
 import numpy as np
 import tifffile
 
-from sarexp.errors import DataError
+from sarexp.data.input_checks import check_finite
+from sarexp.errors import DataError, first_line
 
 _MODEL_PIXEL_SCALE = 33550
 _MODEL_TIEPOINT = 33922
@@ -41,21 +48,32 @@ def write_geotiff(
     tifffile.imwrite(path, band.astype(np.float32), extratags=tags, photometric="minisblack")
 
 
-def read_geotiff_band(path: str | os.PathLike[str]) -> np.ndarray:
-    """The first band of a GeoTIFF as float32 (H, W); DataError naming the file when it is unreadable."""
+def read_tiff_bands(path: str | os.PathLike[str]) -> np.ndarray:
+    """All bands of a TIFF as (bands, H, W) in the stored dtype; DataError naming the file when unreadable."""
     path = Path(path)
     try:
-        band = tifffile.imread(path)
+        with tifffile.TiffFile(path) as tiff:
+            series = tiff.series[0]
+            axes = series.axes
+            shaped = tiff.is_shaped
+            array = np.asarray(series.asarray())
     except FileNotFoundError:
         raise DataError(f"{path}: file is missing; the dataset layout is incomplete") from None
     except Exception as error:  # tifffile raises several types for damaged files
-        raise DataError(f"{path}: not a readable GeoTIFF ({error}); replace it or regenerate the dataset") from None
-    band = np.asarray(band)
-    if band.ndim == 3:
-        band = band[0]
-    if band.ndim != 2:
-        raise DataError(f"{path}: expected a single-band image, got an array of shape {band.shape}")
-    band = band.astype(np.float32, copy=False)
-    if not np.isfinite(band).all():
-        raise DataError(f"{path}: contains NaN or infinite values")
-    return band
+        raise DataError(
+            f"{path}: not a readable TIFF (truncated or corrupt? {first_line(error)}); replace it or regenerate "
+            "the dataset"
+        ) from None
+    if array.ndim == 2:
+        return array[None]
+    if array.ndim == 3:
+        bands_last = array.shape[-1] < array.shape[0] if shaped else axes.endswith("S")  # S: pixel-interleaved
+        return np.moveaxis(array, -1, 0) if bands_last else array
+    raise DataError(f"{path}: a {array.ndim}-D TIFF (axes {axes}, shape {array.shape}); expected bands × rows × columns")
+
+
+def read_geotiff_band(path: str | os.PathLike[str]) -> np.ndarray:
+    """The first band of a GeoTIFF as float32 (H, W); DataError naming the file when it is unreadable."""
+    path = Path(path)
+    band = check_finite(read_tiff_bands(path)[0], path)
+    return band.astype(np.float32, copy=False)

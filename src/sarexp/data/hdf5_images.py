@@ -7,7 +7,8 @@ Layout::
 Each file holds the datasets named by ``data.image_keys``, all with the same number N of images; each is
 (N, H, W) (one channel) or (N, C, H, W) ((N, H, W, C) with ``data.channels_last=true``). The datasets are
 stacked along channels in the order given, so ``[amplitude]``, ``[vv, vh]`` or ``[phase]`` all work.
-``data.label_key`` names an optional (N,) integer dataset of class indices. Scaling to [−1, 1] follows
+``data.label_key`` names an optional label dataset: (N,) class indices, or (N, K) one-hot rows (So2Sat's
+``label``), read as the index of the row's one. Scaling to [−1, 1] follows
 ``data.scaling`` (:mod:`sarexp.data.scaling`). Files are opened lazily in the process that reads them, so
 DataLoader workers each hold their own handle.
 """
@@ -24,7 +25,7 @@ from torch.utils.data import Dataset
 
 from sarexp.data.generative import ImageDataModule, make_item
 from sarexp.data.scaling import ImageScaling, ScalingMode
-from sarexp.errors import ConfigError, DataError
+from sarexp.errors import ConfigError, DataError, first_line
 
 
 class HDF5ImageDataset(Dataset):
@@ -52,10 +53,21 @@ class HDF5ImageDataset(Dataset):
         self.class_names = list(class_names)
         self._file: h5py.File | None = None
         self._pid = -1
-        with h5py.File(path, "r") as handle:
+        with open_hdf5(path) as handle:
             lengths = {key: self._dataset_length(handle, key) for key in self.image_keys}
             if label_key is not None:
                 lengths[label_key] = self._dataset_length(handle, label_key)
+                if handle[label_key].ndim not in (1, 2):
+                    raise DataError(
+                        f"{path}: label dataset '{label_key}' has shape {handle[label_key].shape}; expected (N,) class "
+                        "indices or (N, K) one-hot rows"
+                    )
+                columns = handle[label_key].shape[1] if handle[label_key].ndim == 2 else None
+                if columns is not None and self.class_names and columns != len(self.class_names):
+                    raise DataError(
+                        f"{path}: label dataset '{label_key}' has {columns} one-hot columns but there are "
+                        f"{len(self.class_names)} classes; set data.num_classes={columns}"
+                    )
         if len(set(lengths.values())) != 1:
             raise DataError(f"{path}: datasets hold different numbers of images: {lengths}")
         self._length = next(iter(lengths.values()))
@@ -71,7 +83,7 @@ class HDF5ImageDataset(Dataset):
 
     def _handle(self) -> h5py.File:
         if self._file is None or self._pid != os.getpid():
-            self._file = h5py.File(self.path, "r")
+            self._file = open_hdf5(self.path)
             self._pid = os.getpid()
         return self._file
 
@@ -83,7 +95,7 @@ class HDF5ImageDataset(Dataset):
         handle = self._handle()
         parts = []
         for key in self.image_keys:
-            array = np.asarray(handle[key][index])
+            array = _read_row(handle, key, index, self.path)
             if array.ndim == 3 and self.channels_last:
                 array = np.moveaxis(array, -1, 0)
             parts.append(array[None] if array.ndim == 2 else array)
@@ -93,8 +105,37 @@ class HDF5ImageDataset(Dataset):
         if not 0 <= index < self._length:
             raise IndexError(index)
         image = self.scaling(self.read_raw(index), f"{self.path}[{index}]")
-        label = int(self._handle()[self.label_key][index]) if self.label_key is not None else None
+        label = self.label(index) if self.label_key is not None else None
         return make_item(image, label, self.image_size, self.low_res_size)
+
+
+    def label(self, index: int) -> int:
+        """The class of image ``index``: a stored index, or the position of the one in a one-hot row."""
+        row = _read_row(self._handle(), self.label_key, index, self.path)
+        if row.ndim == 0:
+            return int(row)
+        ones = np.flatnonzero(row)
+        if len(ones) != 1 or row[ones[0]] != 1:
+            raise DataError(
+                f"{self.path}: row {index} of label dataset '{self.label_key}' is not one-hot ({len(ones)} non-zero "
+                "entries); multi-label rows need a multi-label data module"
+            )
+        return int(ones[0])
+
+
+def open_hdf5(path: Path) -> h5py.File:
+    """``path`` opened read-only; DataError naming it when it is missing, truncated or not HDF5."""
+    try:
+        return h5py.File(path, "r")
+    except OSError as error:
+        raise DataError(f"{path}: not a readable HDF5 file (truncated or corrupt? {first_line(error)})") from None
+
+
+def _read_row(handle: h5py.File, key: str, index: int, path: Path) -> np.ndarray:
+    try:
+        return np.asarray(handle[key][index])
+    except (OSError, RuntimeError, KeyError) as error:  # a damaged chunk surfaces on read
+        raise DataError(f"{path}: cannot read row {index} of dataset '{key}' (corrupt? {first_line(error)})") from None
 
 
 class HDF5ImageDataModule(ImageDataModule):
@@ -143,7 +184,7 @@ class HDF5ImageDataModule(ImageDataModule):
             return []
         if self.given_class_names is not None:
             return self.given_class_names
-        with h5py.File(path, "r") as handle:
+        with open_hdf5(path) as handle:
             stored = handle.attrs.get("class_names")
             if stored is not None:
                 return [str(name) for name in stored]

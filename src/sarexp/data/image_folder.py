@@ -8,7 +8,7 @@ Layout::
     <root>/train/<any name>.<ext>             unlabelled data: images directly in the split folder
 
 Any format PIL reads (PNG, JPEG, BMP, 8-bit or 16-bit grey or RGB); ``.tif``/``.tiff`` are read with
-tifffile, which also reads float32 and multi-band TIFF (bands first or last). Grey images give one
+tifffile, which also reads float32 and multi-band TIFF (bands first or pixel-interleaved, any band count). Grey images give one
 channel, RGB three (RGBA loses alpha); scaling to [−1, 1] follows ``data.scaling``
 (:mod:`sarexp.data.scaling`).
 """
@@ -17,14 +17,14 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
-import tifffile
 import torch
 from PIL import Image, UnidentifiedImageError
 from torch.utils.data import Dataset
 
 from sarexp.data.generative import ImageDataModule, make_item
+from sarexp.data.geotiff import read_tiff_bands
 from sarexp.data.scaling import ImageScaling
-from sarexp.errors import DataError
+from sarexp.errors import DataError, first_line
 
 TIFF_SUFFIXES = (".tif", ".tiff")
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".pgm", ".ppm", *TIFF_SUFFIXES)
@@ -32,20 +32,18 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".pgm", ".pp
 
 def read_image(path: Path) -> np.ndarray:
     """The image at ``path`` as a (C, H, W) array of its stored dtype."""
-    try:
-        if path.suffix.lower() in TIFF_SUFFIXES:
-            array = tifffile.imread(path)
-            if array.ndim == 3 and array.shape[-1] <= 4 < array.shape[0]:
-                array = np.moveaxis(array, -1, 0)  # bands last (H, W, C) → (C, H, W)
-        else:
+    if path.suffix.lower() in TIFF_SUFFIXES:
+        array = read_tiff_bands(path)  # bands first or pixel-interleaved, any band count
+    else:
+        try:
             with Image.open(path) as image:
                 if image.mode in ("RGBA", "P", "CMYK", "YCbCr", "LA", "PA"):
                     image = image.convert("RGB" if image.mode != "LA" else "L")
                 array = np.asarray(image)
-                if array.ndim == 3:
-                    array = np.moveaxis(array, -1, 0)
-    except (OSError, UnidentifiedImageError, ValueError) as error:
-        raise DataError(f"{path}: cannot be read as an image ({error})") from None
+        except (OSError, UnidentifiedImageError, ValueError, SyntaxError) as error:
+            raise DataError(f"{path}: cannot be read as an image (truncated or corrupt? {first_line(error)})") from None
+        if array.ndim == 3:
+            array = np.moveaxis(array, -1, 0)
     return array[None] if array.ndim == 2 else array
 
 

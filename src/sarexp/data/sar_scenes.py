@@ -26,6 +26,7 @@ import numpy as np
 import torch
 import zarr
 
+from sarexp.data.input_checks import check_finite
 from sarexp.errors import DataError
 
 FIX_HINT = "regenerate it or remove it from the dataset"
@@ -59,13 +60,12 @@ class SceneStore:
     def read(self, name: str, lines: slice, columns: slice) -> np.ndarray:
         """Read a window of ``rc`` or ``az``; undecodable chunks raise DataError naming store and array."""
         array = self.rc if name == "rc" else self.az
+        window_name = f"array '{name}' lines {lines.start}:{lines.stop}, columns {columns.start}:{columns.stop}"
         try:
-            return np.asarray(array[lines, columns])
+            window = np.asarray(array[lines, columns])
         except Exception as error:  # zarr, codecs and the file system raise many unrelated types
-            raise DataError(
-                f"{self.path}: cannot read array '{name}' lines {lines.start}:{lines.stop}, columns "
-                f"{columns.start}:{columns.stop} ({_first_line(error)}); {FIX_HINT}"
-            ) from error
+            raise DataError(f"{self.path}: cannot read {window_name} ({_first_line(error)}); {FIX_HINT}") from error
+        return check_finite(window, f"{self.path} ({window_name})")
 
 
 def _scene_array(group: zarr.Group, name: str, path: Path, required: bool) -> zarr.Array | None:

@@ -19,6 +19,7 @@ from typing import Literal
 
 import numpy as np
 
+from sarexp.data.input_checks import check_finite
 from sarexp.errors import ConfigError, DataError
 
 ScalingMode = Literal["unit", "range", "phase"]
@@ -45,7 +46,8 @@ class ImageScaling:
         return 2 * stored_channels if self.mode == "phase" else stored_channels
 
     def __call__(self, raw: np.ndarray, source: str = "") -> np.ndarray:
-        """Scale ``raw`` (C, H, W); ``source`` names the file in errors."""
+        """Scale ``raw`` (C, H, W); ``source`` names the file in errors (NaN or Inf included)."""
+        check_finite(raw, source)
         if self.mode == "unit":
             return _unit(raw, source)
         if self.mode == "range":

@@ -24,7 +24,7 @@ from torch.utils.data import Dataset
 from sarexp.data.bigearthnet import BENV1_MEAN, BENV1_STD
 from sarexp.data.sar_patches import SARPatchDataModule, simulator_arguments
 from sarexp.data.synthetic.sen12flood import write_sen12flood
-from sarexp.errors import ConfigError, DataError
+from sarexp.errors import ConfigError, DataError, first_line
 
 NO_DATA_FLOOR = 1e-6
 
@@ -57,7 +57,7 @@ class SEN12FloodDataset(Dataset):
         try:
             pair = np.load(path)
         except Exception as error:  # numpy raises several types for damaged files
-            raise DataError(f"{path}: not a readable .npy array ({error})") from None
+            raise DataError(f"{path}: not a readable .npy array (truncated or corrupt? {first_line(error)})") from None
         if pair.ndim != 4 or pair.shape[:2] != (2, 2):
             raise DataError(f"{path}: expected shape (2 dates, 2 polarisations, H, W), got {pair.shape}")
         linear = pair.astype(np.float32)

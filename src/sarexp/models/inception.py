@@ -15,6 +15,7 @@ import torch.nn.functional as F
 from torch import nn
 from torchvision.models import inception_v3
 
+from sarexp.checkpoint_io import load_weights_file
 from sarexp.errors import ConfigError
 
 
@@ -26,7 +27,7 @@ class InceptionFeatures(nn.Module):
         path = Path(weights_path)
         if not path.is_file():
             raise ConfigError(f"{path}: Inception weights file not found; give a torchvision inception_v3 state dict")
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        state = load_weights_file(path, "task.inception_weights")
         state = state.get("state_dict", state)
         state = {key.removeprefix("module."): value for key, value in state.items() if not key.startswith("AuxLogits.")}
         if "fc.weight" not in state:

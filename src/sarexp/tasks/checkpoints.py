@@ -1,9 +1,14 @@
-"""Turn Lightning's checkpoint-loading failures into one-line errors that name the file."""
+"""Turn Lightning's checkpoint-loading failures into one-line errors that name the file.
+
+Lightning is always given ``weights_only=True`` (see :mod:`sarexp.checkpoint_io`); a file it refuses
+becomes the same one line as for any other entry point.
+"""
 
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
+from sarexp.checkpoint_io import refusals_as_config_errors
 from sarexp.errors import ConfigError
 from sarexp.rundir import check_checkpoint_file
 
@@ -15,10 +20,12 @@ def required_checkpoint(ckpt_path: str | None, task: str) -> Path:
 
 
 @contextmanager
-def loading(checkpoint: Path | None) -> Iterator[None]:
-    """Wrap a Lightning call that loads `checkpoint`; a state dict that does not fit becomes a ConfigError."""
+def loading(checkpoint: Path | None, key: str = "ckpt_path") -> Iterator[None]:
+    """Wrap a Lightning call that loads `checkpoint` (weights only); a refused or corrupt file, or a state dict
+    that does not fit, becomes a ConfigError."""
     try:
-        yield
+        with refusals_as_config_errors(key, checkpoint):
+            yield
     except RuntimeError as error:
         message = str(error)
         if checkpoint is None or "state_dict" not in message:

@@ -22,7 +22,7 @@ def evaluate(cfg: DictConfig) -> float | None:
     seed = seed_everything(cfg)
     trainer = build_trainer(cfg, build_callbacks(cfg), build_loggers(cfg))
     with loading(checkpoint):
-        trainer.test(build_system(cfg), datamodule=build_datamodule(cfg), ckpt_path=str(checkpoint))
+        trainer.test(build_system(cfg), datamodule=build_datamodule(cfg), ckpt_path=str(checkpoint), weights_only=True)
     if trainer.is_global_zero:
         record_run_info(directory, seed)
         metrics = write_metrics(directory, dict(trainer.callback_metrics))

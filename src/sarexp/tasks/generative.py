@@ -11,6 +11,7 @@ import numpy as np
 import torch
 from omegaconf import DictConfig
 
+from sarexp.checkpoint_io import load_weights_file
 from sarexp.errors import ConfigError
 from sarexp.systems.diffusion import DiffusionSystem
 from sarexp.tasks.builders import build_system
@@ -36,7 +37,7 @@ def load_diffusion_system(cfg: DictConfig, checkpoint: Path) -> DiffusionSystem:
     system = build_system(cfg)
     if not isinstance(system, DiffusionSystem):
         raise ConfigError(f"system={type(system).__name__} is not a diffusion system; use an experiment pdm_*")
-    state = torch.load(checkpoint, map_location="cpu", weights_only=False)
+    state = load_weights_file(checkpoint, "ckpt_path")
     with loading(checkpoint):
         system.load_state_dict(state["state_dict"])
     log.info("loaded %s (global step %s)", checkpoint, state.get("global_step"))

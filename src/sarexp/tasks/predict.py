@@ -28,5 +28,6 @@ def predict(cfg: DictConfig) -> None:
         record_run_info(directory, seed)
     with loading(checkpoint):
         trainer.predict(
-            build_system(cfg), datamodule=build_datamodule(cfg), ckpt_path=str(checkpoint), return_predictions=False
+            build_system(cfg), datamodule=build_datamodule(cfg), ckpt_path=str(checkpoint), return_predictions=False,
+            weights_only=True,
         )

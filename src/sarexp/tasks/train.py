@@ -39,7 +39,7 @@ def train(cfg: DictConfig, test: bool = True) -> float | None:
         log.info("starting from checkpoint %s", start)
     try:
         with loading(start):
-            trainer.fit(system, datamodule=datamodule, ckpt_path=start)
+            trainer.fit(system, datamodule=datamodule, ckpt_path=start, weights_only=True)
     except MisconfigurationException as error:
         raise ConfigError(f"monitor={cfg.monitor}: {str(error).splitlines()[0]}") from None
     metrics = dict(trainer.callback_metrics)
@@ -47,7 +47,7 @@ def train(cfg: DictConfig, test: bool = True) -> float | None:
     checkpoint = trainer.checkpoint_callback
     best_path = checkpoint.best_model_path if isinstance(checkpoint, ModelCheckpoint) else ""
     if test:
-        trainer.test(system, datamodule=datamodule, ckpt_path=best_path or None)
+        trainer.test(system, datamodule=datamodule, ckpt_path=best_path or None, weights_only=True)
         metrics.update(trainer.callback_metrics)
     if trainer.is_global_zero:
         write_metrics(directory, metrics)

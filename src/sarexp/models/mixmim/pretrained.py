@@ -15,6 +15,7 @@ from pathlib import Path
 import torch
 from timm.layers import resample_abs_pos_embed, resize_rel_pos_bias_table
 
+from sarexp.checkpoint_io import load_weights_file
 from sarexp.errors import ConfigError
 from sarexp.models.mixmim.encoder import MixMIMEncoder
 
@@ -48,13 +49,7 @@ def read_state_dict(path: str) -> dict[str, torch.Tensor]:
             f"config key 'model.pretrained' = {path}: no such file; pass a sarexp pretraining checkpoint "
             f"(<run dir>/checkpoints/last.ckpt) or an upstream .pth state dict"
         )
-    try:
-        blob = torch.load(file, map_location="cpu", weights_only=True)
-    except Exception as error:  # unpickling errors come in many types
-        first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise ConfigError(
-            f"config key 'model.pretrained' = {path}: not a readable weights-only checkpoint ({first})"
-        ) from None
+    blob = load_weights_file(file, "model.pretrained")
     for key in ("state_dict", "model"):
         if isinstance(blob, dict) and isinstance(blob.get(key), dict):
             return blob[key]

@@ -94,7 +94,7 @@ def test_bad_vae_paths_are_one_line_errors(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="vae_checkpoint=.*nothing.ckpt: no such file"):
         load_vae(tmp_path / "nothing.ckpt")
     (tmp_path / "broken.ckpt").write_bytes(b"not a checkpoint")
-    with pytest.raises(ConfigError, match="not a readable weights-only checkpoint"):
+    with pytest.raises(ConfigError, match="not a readable PyTorch checkpoint"):
         load_vae(tmp_path / "broken.ckpt")
     torch.save({"state_dict": {}, "exports": {}}, tmp_path / "clip.ckpt")
     with pytest.raises(ConfigError, match="not a colorization_vae checkpoint"):

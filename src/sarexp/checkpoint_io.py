@@ -80,8 +80,10 @@ def corrupt_message(key: str, path: Path | str, error: BaseException) -> str:
 
 
 def is_refusal(error: BaseException) -> bool:
-    """Whether `error` is torch's weights-only unpickler refusing a global (not a corrupt archive)."""
-    return isinstance(error, pickle.UnpicklingError) and "Weights only load failed" in str(error)
+    """Whether `error` is torch's weights-only unpickler refusing a global (not a corrupt archive, whose bytes
+    it reports as an "Unsupported operand")."""
+    text = str(error)
+    return isinstance(error, pickle.UnpicklingError) and "Weights only load failed" in text and "GLOBAL" in text
 
 
 def load_weights_file(path: Path | str, key: str) -> Any:

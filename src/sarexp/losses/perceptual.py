@@ -13,6 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from sarexp.checkpoint_io import load_weights_file
 from sarexp.errors import ConfigError
 
 Features = torch.Tensor | list[torch.Tensor] | tuple[torch.Tensor, ...]
@@ -35,13 +36,8 @@ def load_feature_network(network: nn.Module, weights: str | None) -> nn.Module:
     path = Path(weights)
     if not path.is_file():
         raise ConfigError(f"system.perceptual_weights: {path} does not exist")
-    if path.suffix == ".safetensors":
-        from safetensors.torch import load_file
-
-        state = load_file(str(path))
-    else:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-        state = state.get("state_dict", state) if isinstance(state, dict) else state
+    state = load_weights_file(path, "system.perceptual_weights")
+    state = state.get("state_dict", state) if isinstance(state, dict) else state
     try:
         network.load_state_dict(state)
     except RuntimeError as error:

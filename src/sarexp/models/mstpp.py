@@ -24,6 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from sarexp.checkpoint_io import load_weights_file
 from sarexp.errors import ConfigError
 
 HEAD_DIM = 31
@@ -196,10 +197,7 @@ def load_pretrained(model: nn.Module, path: Path) -> None:
     """Load a state dict (plain, under ``state_dict``, or with a ``module.`` prefix) safely and strictly."""
     if not path.is_file():
         raise ConfigError(f"model.pretrained: {path} not found; give a .pth/.ckpt state dict of MST++")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as error:
-        raise ConfigError(f"model.pretrained: {path} is not a loadable state dict ({error})") from None
+    state = load_weights_file(path, "model.pretrained")
     state = state.get("state_dict", state)
     state = {key.removeprefix("module.").removeprefix("net."): value for key, value in state.items()}
     try:

@@ -10,21 +10,14 @@ from typing import Any
 
 import torch
 
-from sarexp.errors import ConfigError
-
-
-def first_line(error: BaseException) -> str:
-    text = str(error).strip()
-    return text.splitlines()[0] if text else type(error).__name__
+from sarexp.checkpoint_io import load_weights_file
+from sarexp.errors import ConfigError, first_line
 
 
 def read_export(file: Path, key: str, marker: str, stage: str) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
     """(the export holding ``marker``, that network's state dict with its prefix removed); ConfigError naming
     ``key`` and the file when it is unreadable or not a checkpoint of ``stage``."""
-    try:
-        blob = torch.load(file, map_location="cpu", weights_only=True)
-    except Exception as error:  # unpickling errors come in many types
-        raise ConfigError(f"{key}={file}: not a readable weights-only checkpoint ({first_line(error)})") from None
+    blob = load_weights_file(file, key)
     exports = blob.get("exports") if isinstance(blob, dict) else None
     found = [value for value in (exports or {}).values() if isinstance(value, dict) and marker in value]
     if len(found) != 1 or not isinstance(blob.get("state_dict"), dict):

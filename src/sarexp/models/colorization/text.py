@@ -23,7 +23,8 @@ from torch import nn
 from transformers import AutoTokenizer, CLIPTextConfig, CLIPTextModel
 
 from sarexp.errors import ConfigError
-from sarexp.models.colorization.loading import first_line, load_weights, read_export
+from sarexp.errors import first_line
+from sarexp.models.colorization.loading import load_weights, read_export
 from sarexp.models.colorization.tokenizer import END_ID, PAD_ID, START_ID, PromptTokenizer
 
 

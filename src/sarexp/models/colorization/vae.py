@@ -21,7 +21,8 @@ import torch
 from diffusers import AutoencoderKL
 
 from sarexp.errors import ConfigError
-from sarexp.models.colorization.loading import first_line, load_weights, read_export
+from sarexp.errors import first_line
+from sarexp.models.colorization.loading import load_weights, read_export
 
 
 def build_vae(in_channels: int = 3, out_channels: int = 3, latent_channels: int = 4,

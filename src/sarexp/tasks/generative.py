@@ -29,11 +29,14 @@ def resolve_device(device: str) -> torch.device:
         raise ConfigError(f"task.device={device!r} is not a torch device; use auto, cpu or cuda[:N]") from None
 
 
-def load_diffusion_system(cfg: DictConfig, checkpoint: Path) -> DiffusionSystem:
-    """The configured system with the checkpoint's weights (raw and EMA) loaded."""
+def load_diffusion_system(cfg: DictConfig, checkpoint: Path | None) -> DiffusionSystem:
+    """The configured system with the checkpoint's weights (raw and EMA) loaded; with no checkpoint, the weights
+    the network was built with (`model.pretrained`)."""
     system = build_system(cfg)
     if not isinstance(system, DiffusionSystem):
         raise ConfigError(f"system={type(system).__name__} is not a diffusion system; use an experiment pdm_*")
+    if checkpoint is None:
+        return system
     state = torch.load(checkpoint, map_location="cpu", weights_only=False)
     with loading(checkpoint):
         system.load_state_dict(state["state_dict"])

@@ -2,8 +2,8 @@
 
 The data settings come from the sample run's ``.hydra/config.yaml`` beside the samples (command-line overrides
 win; see :mod:`sarexp.tasks.source_config`). Reads ``task.samples_path`` (``samples.npz`` from task=sample:
-``images`` float32 (N, C, H, W) in [−1, 1], optional ``labels`` int64 (N,)), the real images of ``task.split`` from the configured data module and a
-feature extractor (:mod:`sarexp.tasks.feature_extractors`). Writes ``evaluation.json`` (flat floats):
+``images`` float32 (N, C, H, W) in [−1, 1], optional ``labels`` int64 (N,)), the real images of ``task.split``
+from the configured data module and a feature extractor (:mod:`sarexp.tasks.feature_extractors`). Writes ``evaluation.json`` (flat floats):
 
 - ``fid``, ``precision``, ``recall`` (k = ``task.k`` nearest neighbours) of the samples against the real split;
 - ``fid_real_reference``: the FID between real training images and the real split at the same sample

@@ -32,7 +32,8 @@ RUN_GROUPS = ("model", "diffusion", "data", "system")
 FREE_MODEL_KEYS = {"dropout", "pretrained"}  # model keys that do not change the trained function
 LOCKED_DIFFUSION = {"steps", "noise_schedule", "learn_sigma", "sigma_small", "rescale_timesteps"}
 LOCKED_DATA = {"image_size", "channels", "num_classes", "low_res_size", "scaling", "value_range"}
-CHANNEL_MULT = {32: [1, 2, 2, 2], 64: [1, 2, 3, 4], 128: [1, 1, 2, 3, 4], 256: [1, 1, 2, 2, 4, 4]}  # seed's create_model
+# channel_mult per image size, as the seed's create_model
+CHANNEL_MULT = {32: [1, 2, 2, 2], 64: [1, 2, 3, 4], 128: [1, 1, 2, 3, 4], 256: [1, 1, 2, 2, 4, 4]}
 _ABSENT = object()
 
 

@@ -16,7 +16,7 @@ from sarexp.diffusion.gaussian import gaussian_diffusion
 from sarexp.errors import ConfigError
 from sarexp.models.unet import UNet
 from sarexp.models.unet_pretrained import per_head_to_per_kind, seed_weights_file
-from sarexp.tasks.source_config import CHANNEL_MULT, adopt_seed_metadata, seed_settings
+from sarexp.tasks.source_config import CHANNEL_MULT, adopt_run_config, adopt_seed_metadata, seed_settings
 
 SEED_METADATA = {  # the keys the seed's train.py dumps (values of a tiny model)
     "image_size": 32, "num_input_channels": 1, "num_model_channels": 32, "num_res_blocks": 1, "num_heads": 2,
@@ -144,3 +144,31 @@ def test_rescale_timesteps_feeds_the_network_t_times_1000_over_T():
     diffusion.respaced([0, 20, 39]).call_model(fn, torch.zeros(1, 1, 2, 2), torch.tensor([1]))
     torch.testing.assert_close(seen[0], torch.tensor([0.0, 975.0]))
     torch.testing.assert_close(seen[1], torch.tensor([500.0]))
+
+
+def test_run_config_adoption_replaces_groups_and_keeps_free_overrides(tmp_path):
+    run = OmegaConf.create({
+        "model": {"model_channels": 8, "in_channels": "${data.channels}", "dropout": 0.1},
+        "diffusion": {"steps": 50, "noise_schedule": "cosine"},
+        "data": {"image_size": 16, "channels": 1, "root": "/train/root", "batch_size": 8},
+        "sampler": {"steps": 3},
+    })
+    OmegaConf.save(run, tmp_path / "config.yaml")
+
+    def configured():
+        return OmegaConf.create({
+            "model": {"model_channels": 32, "in_channels": "${data.channels}", "dropout": 0.0},
+            "diffusion": {"steps": 2000, "noise_schedule": "cosine"},
+            "data": {"image_size": 32, "channels": 1, "root": "/other/root", "batch_size": 16},
+        })
+
+    cfg = configured()
+    adopt_run_config(cfg, tmp_path / "config.yaml", overrides=({"data.root", "model.dropout"}, set()))
+    assert cfg.model.model_channels == 8 and cfg.diffusion.steps == 50 and cfg.data.image_size == 16
+    assert cfg.data.root == "/other/root" and cfg.model.dropout == 0.0 and cfg.data.batch_size == 8
+    assert cfg.sampler.steps == 3  # none configured: the run's
+    with pytest.raises(ConfigError, match=r"^diffusion.steps=2000 on the command line, but the model was trained "
+                                          r"with diffusion.steps=50 \("):
+        adopt_run_config(configured(), tmp_path / "config.yaml", overrides=({"diffusion.steps"}, set()))
+    with pytest.raises(ConfigError, match="data.image_size=32 on the command line"):  # data=… chosen: checked
+        adopt_run_config(configured(), tmp_path / "config.yaml", overrides=(set(), {"data"}))

@@ -92,7 +92,7 @@ def improved_diffusion_to_unet(state: dict[str, torch.Tensor], net: UNet) -> dic
     prefixes["middle_block.0"] = ("middle.0", "res", 0)
     prefixes["middle_block.1"] = ("middle.1", "attention", net.middle[1].num_heads)
     prefixes["middle_block.2"] = ("middle.2", "res", 0)
-    block = -1
+    block, used = -1, 1  # the seed's output block index, and how many layers it holds before an Upsample
     for index, module in enumerate(net.up):
         if isinstance(module, _Stage):
             block += 1

@@ -11,6 +11,7 @@ import pytest
 import torch
 
 from cli_helpers import run_cli
+from test_unet_pretrained import SEED_METADATA, write_seed_folder
 
 pytestmark = pytest.mark.slow
 
@@ -110,9 +111,39 @@ def test_bad_sampling_input_fails_with_one_line(lowres_run, tmp_path):
     for overrides, expected in (
         ([], "ckpt_path"),
         ([checkpoint, "task.class_label=9"], "task.class_label=9"),
-        ([checkpoint, "model.model_channels=16"], "does not fit the configured model"),
+        ([checkpoint, "model.model_channels=16"],
+         "model.model_channels=16 on the command line, but the model was trained with model.model_channels=8"),
     ):
         result = run_cli([*LOWRES, "task=sample", *overrides, f"hydra.run.dir={tmp_path / 'run'}"],
                          cwd=workdir, timeout=120)
         assert result.returncode != 0 and expected in result.stderr, result.stderr[-2000:]
         assert "Traceback" not in result.stderr
+
+
+def test_sample_and_likelihood_take_the_training_run_settings(lowres_run, tmp_path):
+    """No model/diffusion/data overrides: they come from the run's .hydra/config.yaml beside checkpoints/."""
+    workdir, run_dir = lowres_run
+    checkpoint = f"ckpt_path={run_dir / 'checkpoints' / 'last.ckpt'}"
+    result = run_cli(["experiment=pdm_sar_lowres", "task=sample", checkpoint, f"hydra.run.dir={tmp_path / 's'}",
+                      "sampler=ddim", "sampler.steps=2", "task.num_samples=2", "callbacks.progress_bar=null"],
+                     cwd=workdir)
+    assert result.returncode == 0, result.stderr[-3000:]
+    with np.load(tmp_path / "s" / "samples.npz") as data:
+        assert data["images"].shape == (2, 1, 16, 16)  # the run's data.image_size=16, not the experiment's 32
+    result = run_cli(["experiment=pdm_sar_lowres", "task=likelihood", checkpoint, f"hydra.run.dir={tmp_path / 'l'}",
+                      "task.max_batches=1", "task.steps=5", "task.progress=false"], cwd=workdir)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert json.loads((tmp_path / "l" / "metrics.json").read_text())["likelihood/num_images"] == 12  # run's val size
+
+
+def test_sample_from_a_seed_model_folder(tmp_path):
+    """model.pretrained=<unzipped seed folder>: weights mapped, model/diffusion/data from its metadata.json."""
+    write_seed_folder(tmp_path / "seed_model", SEED_METADATA)
+    result = run_cli(["experiment=pdm_sar_lowres", "task=sample", f"model.pretrained={tmp_path / 'seed_model'}",
+                      f"hydra.run.dir={tmp_path / 's'}", "sampler=ddim", "sampler.steps=3", "task.num_samples=3",
+                      "task.hdf5=false", "task.progress=false"], cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    with np.load(tmp_path / "s" / "samples.npz") as data:
+        images, labels = data["images"], data["labels"]
+    assert images.shape == (3, 1, 32, 32) and np.isfinite(images).all() and labels.max() < 3  # 3 seed classes
+    assert json.loads((tmp_path / "s" / "metrics.json").read_text())["sample/nfe_per_batch"] == 3

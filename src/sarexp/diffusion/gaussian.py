@@ -4,7 +4,8 @@ training losses and the variational lower bound in bits per dimension.
 
 The network is a callable `model_fn(x_t, t)`; the process never sees its weights. A respaced process
 (:meth:`GaussianDiffusion.respaced`) keeps a `timestep_map` so the network is always called with the index of
-the original process it was trained on.
+the original process it was trained on; with `rescale_timesteps` (improved-diffusion's option, on in the seed's
+models) that index is scaled by 1000/T, so networks of any T see times in [0, 1000).
 """
 
 import math
@@ -33,7 +34,8 @@ class GaussianDiffusion:
     or ``learned_range`` (the network's second half of channels v gives log σ² = v' log β_t + (1 − v') log β̃_t
     with v' = (v + 1)/2). loss_type: ``mse`` (‖ε − ε̂‖²; with a learned variance plus
     vlb_weight · T · L_t, the hybrid loss with λ = vlb_weight, the gradient of L_t stopped at the mean) or
-    ``kl`` (T · L_t, an unbiased estimate of the whole bound).
+    ``kl`` (T · L_t, an unbiased estimate of the whole bound). rescale_timesteps: the network sees
+    t · 1000 / original_num_steps (a float) instead of the index t.
     """
 
     def __init__(
@@ -43,6 +45,8 @@ class GaussianDiffusion:
         loss_type: str = "mse",
         vlb_weight: float = 0.001,
         timestep_map: Sequence[int] | np.ndarray | None = None,
+        rescale_timesteps: bool = False,
+        original_num_steps: int | None = None,
     ) -> None:
         if variance not in VARIANCES:
             raise ConfigError(f"diffusion variance must be one of {', '.join(VARIANCES)}, got {variance!r}")
@@ -56,6 +60,8 @@ class GaussianDiffusion:
         self.vlb_weight = vlb_weight
         self.num_timesteps = len(betas)
         self.timestep_map = np.arange(self.num_timesteps) if timestep_map is None else np.asarray(timestep_map)
+        self.rescale_timesteps = rescale_timesteps
+        self.original_num_steps = self.num_timesteps if original_num_steps is None else original_num_steps
 
         self.betas = betas
         alphas = 1.0 - betas
@@ -83,7 +89,8 @@ class GaussianDiffusion:
             raise ConfigError(f"respacing must keep steps in [0, {self.num_timesteps}), got {kept}")
         alpha_bar = self.alphas_cumprod[kept]
         betas = 1.0 - alpha_bar / np.append(1.0, alpha_bar[:-1])
-        return GaussianDiffusion(betas, self.variance, self.loss_type, self.vlb_weight, self.timestep_map[kept])
+        return GaussianDiffusion(betas, self.variance, self.loss_type, self.vlb_weight, self.timestep_map[kept],
+                                 self.rescale_timesteps, self.original_num_steps)
 
     # ---- indexing helpers ----
     @staticmethod
@@ -93,8 +100,10 @@ class GaussianDiffusion:
         return picked.reshape(-1, *([1] * (like.ndim - 1)))
 
     def model_timesteps(self, t: torch.Tensor) -> torch.Tensor:
-        """The original-process index of each respaced step t, which is what the network was trained on."""
-        return torch.as_tensor(self.timestep_map, device=t.device)[t]
+        """What the network was trained to see at respaced step t: the original-process index, or that index
+        × 1000/T (float) with rescale_timesteps."""
+        original = torch.as_tensor(self.timestep_map, device=t.device)[t]
+        return original.float() * (1000.0 / self.original_num_steps) if self.rescale_timesteps else original
 
     def call_model(self, model_fn: ModelFn, x_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         return model_fn(x_t, self.model_timesteps(t))
@@ -240,7 +249,10 @@ def gaussian_diffusion(
     sigma_small: bool = False,
     loss_type: str = "mse",
     vlb_weight: float = 0.001,
+    rescale_timesteps: bool = False,
 ) -> GaussianDiffusion:
-    """Build the process from the seed's knobs (diffusion_steps, noise_schedule, learn_sigma, sigma_small, …)."""
+    """Build the process from the seed's knobs (diffusion_steps, noise_schedule, learn_sigma, sigma_small,
+    rescale_timesteps, …)."""
     variance = "learned_range" if learn_sigma else ("fixed_small" if sigma_small else "fixed_large")
-    return GaussianDiffusion(make_betas(noise_schedule, steps), variance, loss_type, vlb_weight)
+    return GaussianDiffusion(make_betas(noise_schedule, steps), variance, loss_type, vlb_weight,
+                             rescale_timesteps=rescale_timesteps)

@@ -126,7 +126,10 @@ class UNet(nn.Module):
     attention_resolutions: feature-map sizes in pixels that get self-attention (the seed's "16,8" at 64 px);
     num_classes: class-conditional when > 0 (class_cond); learn_sigma doubles the output channels;
     super_resolution: conditioned on a low-resolution image, upsampled (bilinear) to the output size and
-    concatenated to x_t as extra input channels (the seed's SuperResModel).
+    concatenated to x_t as extra input channels (the seed's SuperResModel); num_heads_upsample: heads of the
+    decoder's attention (−1: num_heads, the seed's default); pretrained: weights to start from — a folder or file
+    of the seed's released models (improved-diffusion names, mapped) or a sarexp checkpoint
+    (:mod:`sarexp.models.unet_pretrained`).
     """
 
     conditioning: tuple[str, ...] = ()
@@ -146,6 +149,8 @@ class UNet(nn.Module):
         use_scale_shift_norm: bool = True,
         conv_resample: bool = True,
         super_resolution: bool = False,
+        num_heads_upsample: int = -1,
+        pretrained: str | None = None,
     ) -> None:
         super().__init__()
         if image_size % 2 ** (len(channel_mult) - 1):
@@ -164,9 +169,11 @@ class UNet(nn.Module):
         )
         self.label_embed = nn.Embedding(num_classes, emb_channels) if num_classes > 0 else None
 
-        def stage(channels: int, out: int, size: int) -> _Stage:
+        heads_up = num_heads if num_heads_upsample == -1 else num_heads_upsample
+
+        def stage(channels: int, out: int, size: int, heads: int = num_heads) -> _Stage:
             res = ResBlock(channels, emb_channels, out, dropout, use_scale_shift_norm)
-            return _Stage(res, AttentionBlock(out, num_heads) if size in attention_resolutions else None)
+            return _Stage(res, AttentionBlock(out, heads) if size in attention_resolutions else None)
 
         # super-resolution: the upsampled low-resolution image enters as extra input channels
         self.input_conv = nn.Conv2d(in_channels * (2 if super_resolution else 1), model_channels, 3, padding=1)
@@ -192,7 +199,7 @@ class UNet(nn.Module):
         self.up = nn.ModuleList()
         for level, mult in reversed(list(enumerate(channel_mult))):
             for block in range(num_res_blocks + 1):
-                self.up.append(stage(channels + skip_channels.pop(), mult * model_channels, size))
+                self.up.append(stage(channels + skip_channels.pop(), mult * model_channels, size, heads_up))
                 channels = mult * model_channels
                 if level and block == num_res_blocks:
                     self.up.append(Upsample(channels, conv_resample))
@@ -201,6 +208,10 @@ class UNet(nn.Module):
         self.out = nn.Sequential(group_norm(channels), nn.SiLU(), nn.Conv2d(channels, out_channels, 3, padding=1))
         nn.init.zeros_(self.out[-1].weight)
         nn.init.zeros_(self.out[-1].bias)
+        if pretrained:
+            from sarexp.models.unet_pretrained import load_pretrained_unet  # reads files: only when asked
+
+            load_pretrained_unet(self, pretrained)
 
     def embed(self, t: torch.Tensor, label: torch.Tensor | None) -> torch.Tensor:
         emb = self.time_embed(timestep_embedding(t, self.model_channels))

@@ -1,8 +1,9 @@
 """task=evaluate: judge generated samples against the real data in a trained classifier's feature space.
 
-Reads ``task.samples_path`` (``samples.npz`` from task=sample: ``images`` float32 (N, C, H, W) in [−1, 1],
-optional ``labels`` int64 (N,)), the real images of ``task.split`` from the configured data module and a
-feature extractor (:mod:`sarexp.tasks.feature_extractors`). Writes ``evaluation.json`` (flat floats):
+The data settings come from the sample run's ``.hydra/config.yaml`` beside the samples (command-line overrides
+win; see :mod:`sarexp.tasks.source_config`). Reads ``task.samples_path`` (``samples.npz`` from task=sample:
+``images`` float32 (N, C, H, W) in [−1, 1], optional ``labels`` int64 (N,)), the real images of ``task.split``
+from the configured data module and a feature extractor (:mod:`sarexp.tasks.feature_extractors`). Writes ``evaluation.json`` (flat floats):
 
 - ``fid``, ``precision``, ``recall`` (k = ``task.k`` nearest neighbours) of the samples against the real split;
 - ``fid_real_reference``: the FID between real training images and the real split at the same sample
@@ -32,6 +33,7 @@ from sarexp.plotting.generative import real_and_generated_grid
 from sarexp.rundir import record_run_info, write_json_atomic
 from sarexp.tasks.builders import build_datamodule, run_dir, seed_everything
 from sarexp.tasks.feature_extractors import load_feature_extractor
+from sarexp.tasks.source_config import adopt_samples_config
 
 log = logging.getLogger(__name__)
 
@@ -124,6 +126,7 @@ def evaluate_generative(
     """Write evaluation.json and the plots into the run dir; return the FID."""
     if not samples_path:
         raise ConfigError("task=evaluate needs task.samples_path=<run dir of task=sample>/samples.npz")
+    adopt_samples_config(cfg, Path(samples_path))
     directory = run_dir(cfg)
     record_run_info(directory, seed_everything(cfg))
     generated, labels = load_samples(Path(samples_path), cfg.data.channels, cfg.data.image_size)

@@ -11,13 +11,12 @@ import numpy as np
 import torch
 from omegaconf import DictConfig
 
+from sarexp.callbacks.atomic_io import describe_write_error, write_file_atomically
 from sarexp.checkpoint_io import load_weights_file
-from sarexp.errors import ConfigError
+from sarexp.errors import ConfigError, StorageError
 from sarexp.systems.diffusion import DiffusionSystem
 from sarexp.tasks.builders import build_system
 from sarexp.tasks.checkpoints import loading
-from sarexp.callbacks.atomic_io import describe_write_error, write_file_atomically
-from sarexp.errors import StorageError
 
 log = logging.getLogger(__name__)
 
@@ -32,11 +31,14 @@ def resolve_device(device: str) -> torch.device:
         raise ConfigError(f"task.device={device!r} is not a torch device; use auto, cpu or cuda[:N]") from None
 
 
-def load_diffusion_system(cfg: DictConfig, checkpoint: Path) -> DiffusionSystem:
-    """The configured system with the checkpoint's weights (raw and EMA) loaded."""
+def load_diffusion_system(cfg: DictConfig, checkpoint: Path | None) -> DiffusionSystem:
+    """The configured system with the checkpoint's weights (raw and EMA) loaded; with no checkpoint, the weights
+    the network was built with (`model.pretrained`)."""
     system = build_system(cfg)
     if not isinstance(system, DiffusionSystem):
         raise ConfigError(f"system={type(system).__name__} is not a diffusion system; use an experiment pdm_*")
+    if checkpoint is None:
+        return system
     state = load_weights_file(checkpoint, "ckpt_path")
     with loading(checkpoint):
         system.load_state_dict(state["state_dict"])

@@ -19,8 +19,8 @@ from sarexp.errors import ConfigError
 from sarexp.rundir import record_run_info, write_metrics
 from sarexp.systems.diffusion import conditioning_of, model_function
 from sarexp.tasks.builders import build_datamodule, run_dir, seed_everything
-from sarexp.tasks.checkpoints import required_checkpoint
 from sarexp.tasks.generative import load_diffusion_system, resolve_device
+from sarexp.tasks.source_config import source_checkpoint
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +38,7 @@ def likelihood(
     device: str = "auto",
 ) -> float:
     """Returns the mean bound in bits/dim over the split (or its first `max_batches` batches)."""
-    checkpoint = required_checkpoint(cfg.ckpt_path, "likelihood")
+    checkpoint = source_checkpoint(cfg, "likelihood")
     if split not in SPLIT_STAGES:
         raise ConfigError(f"task.split={split!r}: use val or test")
     directory = run_dir(cfg)

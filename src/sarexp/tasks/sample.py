@@ -23,9 +23,9 @@ from sarexp.plotting.image_grid import image_grid
 from sarexp.rundir import record_run_info, write_metrics
 from sarexp.systems.diffusion import model_function
 from sarexp.tasks.builders import run_dir, seed_everything
-from sarexp.tasks.checkpoints import required_checkpoint
 from sarexp.tasks.generative import load_diffusion_system, resolve_device, write_hdf5_atomic, write_npz_atomic
 from sarexp.callbacks.atomic_io import write_file_atomically
+from sarexp.tasks.source_config import source_checkpoint
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +46,7 @@ def sample(
 
     class_label: the class of every sample of a class-conditional model (null: classes drawn uniformly).
     """
-    checkpoint = required_checkpoint(cfg.ckpt_path, "sample")
+    checkpoint = source_checkpoint(cfg, "sample")
     if num_samples < 1 or batch_size < 1:
         raise ConfigError("task.num_samples and task.batch_size must be >= 1")
     directory = run_dir(cfg)

@@ -86,9 +86,10 @@ class FrozenEncoders(nn.Module):
     # ---- text ----
     @torch.no_grad()
     def encode_text(self, prompts: Sequence[str]) -> torch.Tensor:
-        from sarexp.models.colorization.text import encode_prompts
-
-        return encode_prompts(self.tokenizer, self.text_model, list(prompts))
+        """Last hidden states (B, L, width), as Stable Diffusion conditions its UNet; the tokenizer returns
+        padded `input_ids` (the colorization word tokenizer, or a transformers tokenizer)."""
+        ids = self.tokenizer(list(prompts))["input_ids"]
+        return self.text_model(input_ids=ids.to(self.vae.device)).last_hidden_state
 
     def null_context(self, count: int) -> torch.Tensor:
         """The states of the empty prompt, (count, L, width)."""

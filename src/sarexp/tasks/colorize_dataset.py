@@ -73,8 +73,9 @@ def colorize_dataset(cfg: DictConfig, run: Colorizer, output_dir: Path, num_samp
         if missing:
             log.warning("no training images of %s: the mean baseline skips those pairs", ", ".join(missing))
         keep = [i for i, group in enumerate(pairs["group"]) if group in means]
-        mean_images = torch.stack([means[pairs["group"][i]] for i in keep])
-        metrics.update({f"baseline_mean/{k}": v for k, v in image_scores(mean_images, optical[keep]).items()})
+        if keep:
+            mean_images = torch.stack([means[pairs["group"][i]] for i in keep])
+            metrics.update({f"baseline_mean/{k}": v for k, v in image_scores(mean_images, optical[keep]).items()})
     if extractor_checkpoint or inception_weights:
         extractor = load_feature_extractor(extractor_checkpoint, inception_weights)
         real = _apply(extractor, optical, device, features=True).numpy()

@@ -52,7 +52,8 @@ def test_colorization_pipeline_through_the_cli(tmp_path: Path):
     _ok(run_cli([*infer, f"hydra.run.dir={tmp_path / 'dataset'}", "task.mode=dataset", "task.num_samples=6",
                  f"task.extractor_checkpoint={classifier}", f"task.season_classifier_checkpoint={classifier}"], tmp_path))
     metrics = json.loads((tmp_path / "dataset/metrics.json").read_text())
-    for key in ("psnr", "ssim", "sam", "fid", "season_recognition", "unguided/psnr", "baseline_mean/psnr"):
+    for key in ("psnr", "ssim", "sam", "fid", "season_recognition", "unguided/psnr", "baseline_mean/psnr",
+                "other_season/season_recognition"):
         assert key in metrics, sorted(metrics)
     assert len(list((tmp_path / "dataset/dataset_results").glob("sample_*.png"))) == 6
 

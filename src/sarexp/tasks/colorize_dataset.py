@@ -9,7 +9,9 @@ prompts, written as SAR | generated | ground truth panels (sample_NNN.png, panel
   colorization_season_classifier checkpoint (task.extractor_checkpoint) or of Inception weights
   (task.inception_weights);
 - ``season_recognition`` (and ``unguided/…``, ``real_season_recognition``, ``season_recognition_chance``) with
-  task.season_classifier_checkpoint: how often a classifier of real optical patches names the prompted season.
+  task.season_classifier_checkpoint: how often a classifier of real optical patches names the prompted season;
+  with task.baselines also ``other_season/season_recognition``: each SAR prompted with a season not its own
+  (the SAR carries no season, so only the prompt can make the classifier name it).
 """
 
 import logging
@@ -82,8 +84,18 @@ def colorize_dataset(cfg: DictConfig, run: Colorizer, output_dir: Path, num_samp
         for prefix, images in generated.items():
             metrics[f"{prefix}fid"] = feature_frechet_distance(real, _apply(extractor, images, device, True).numpy())
     if season_classifier_checkpoint:
+        names = list(cfg.data.seasons)
         metrics.update(_season_recognition(season_classifier_checkpoint, generated, optical, pairs["season"],
-                                           list(cfg.data.seasons), device))
+                                           names, device))
+        if baselines and len(names) > 1:
+            # steering: each SAR prompted with a season other than its own (rotated through the other ones)
+            other = [names[(names.index(season) + 1 + i % (len(names) - 1)) % len(names)]
+                     for i, season in enumerate(pairs["season"])]
+            prompts = [str(cfg.data.prompt_template).format(region=group.split("/")[0], season=season)
+                       for group, season in zip(pairs["group"], other)]
+            steered = {"other_season/": run(sar, prompts)}
+            scores = _season_recognition(season_classifier_checkpoint, steered, optical, other, names, device)
+            metrics["other_season/season_recognition"] = scores["other_season/season_recognition"]
     _write_panels(output_dir, sar, generated[""], optical)
     return metrics
 

@@ -148,6 +148,7 @@ class ColorizationDataModule(LightningDataModule):
         self.flip = flip
         self.simulator = simulator_arguments(plain(simulator or {}), write_colorization_dataset)
         self.datasets: dict[str, ColorizationPairs] = {}
+        self._records: list[PairRecord] | None = None
 
     def prepare_data(self) -> None:
         """Generate the synthetic dataset into an empty root (safe when processes race), then check it."""
@@ -159,11 +160,13 @@ class ColorizationDataModule(LightningDataModule):
         self.split_records()
 
     def records(self) -> list[PairRecord]:
-        """Every checked pair record under ``root``."""
-        if is_missing_or_empty(self.root):
-            raise DataError(f"{self.root}: dataset directory is missing or empty; set data.root to the seed's "
-                            f"Dataset folder, or data.synthetic=true to generate one")
-        return read_records(self.root, self.regions, self.seasons)
+        """Every checked pair record under ``root`` (read once)."""
+        if self._records is None:
+            if is_missing_or_empty(self.root):
+                raise DataError(f"{self.root}: dataset directory is missing or empty; set data.root to the seed's "
+                                f"Dataset folder, or data.synthetic=true to generate one")
+            self._records = read_records(self.root, self.regions, self.seasons)
+        return self._records
 
     def split_records(self) -> dict[str, list[PairRecord]]:
         """``train`` / ``validation`` records: a seeded ``train_split`` of scenes (or of pairs)."""

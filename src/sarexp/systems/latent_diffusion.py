@@ -54,6 +54,7 @@ class LatentDiffusionSystem(pl.LightningModule):
         target_key: str = "optical",
         condition_key: str = "sar",
         prompt_key: str = "prompt",
+        encoders: FrozenEncoders | None = None,
     ) -> None:
         super().__init__()
         if not 0.0 <= prompt_dropout <= 1.0:
@@ -62,7 +63,8 @@ class LatentDiffusionSystem(pl.LightningModule):
             raise ConfigError(f"system.ema_decay must be in [0, 1), got {ema_decay}")
         if mse_loss_weight <= 0:
             raise ConfigError(f"system.mse_loss_weight must be > 0, got {mse_loss_weight}")
-        self.encoders = FrozenEncoders.from_checkpoints(clip_checkpoint, vae_checkpoint)
+        # `encoders`: already built ones (benchmarks, notebooks); from the two checkpoints otherwise
+        self.encoders = encoders or FrozenEncoders.from_checkpoints(clip_checkpoint, vae_checkpoint)
         self.encoders.check_unet(net)
         self.net = net
         self.ema_net = frozen_copy(net)

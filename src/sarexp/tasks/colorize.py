@@ -86,6 +86,8 @@ def colorize(
         raise ConfigError(f"task.mode must be one of {', '.join(MODES)}, got {mode!r}")
     if num_inference_steps < 1 or batch_size < 1 or num_samples < 1:
         raise ConfigError("task.num_inference_steps, task.batch_size and task.num_samples must be >= 1")
+    if mode == "single":
+        prompt_for(cfg, region, season)  # a typo fails before the models load
     checkpoint = required_checkpoint(cfg.ckpt_path, "colorize")
     directory = run_dir(cfg)
     seed = seed_everything(cfg) if seed is None else int(seed)

@@ -53,7 +53,7 @@ def test_colorization_pipeline_through_the_cli(tmp_path: Path):
                  f"task.extractor_checkpoint={classifier}", f"task.season_classifier_checkpoint={classifier}"], tmp_path))
     metrics = json.loads((tmp_path / "dataset/metrics.json").read_text())
     for key in ("psnr", "ssim", "sam", "fid", "season_recognition", "unguided/psnr", "baseline_mean/psnr",
-                "other_season/season_recognition"):
+                "vae_reconstruction/psnr", "other_season/season_recognition"):
         assert key in metrics, sorted(metrics)
     assert len(list((tmp_path / "dataset/dataset_results").glob("sample_*.png"))) == 6
 

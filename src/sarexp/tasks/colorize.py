@@ -115,7 +115,13 @@ def colorize(
     else:
         from sarexp.tasks.colorize_dataset import colorize_dataset
 
-        metrics = colorize_dataset(cfg, run, Path(output_dir) if output_dir else directory / "dataset_results",
+        def reconstruct(images: torch.Tensor) -> torch.Tensor:
+            """decode(encode(x)) through the frozen VAE: the ceiling of any latent colorization."""
+            encoders = system.encoders
+            return torch.cat([encoders.decode(encoders.condition_latent(images[i : i + batch_size].to(target)))
+                              for i in range(0, len(images), batch_size)]).float().cpu()
+
+        metrics = colorize_dataset(cfg, run, reconstruct, Path(output_dir) if output_dir else directory / "dataset_results",
                                    num_samples, baselines, extractor_checkpoint, inception_weights,
                                    season_classifier_checkpoint, target)
         write_metrics(directory, metrics)

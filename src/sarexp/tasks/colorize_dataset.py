@@ -4,7 +4,8 @@ prompts, written as SAR | generated | ground truth panels (sample_NNN.png, panel
 - ``psnr``, ``ssim``, ``sam`` of the generated images against the ground truth;
 - with task.baselines: the same scores of ``baseline_mean/…`` (the mean training optical image of the pair's
   (region, season): what the prompt alone predicts) and of ``unguided/…`` (the model at guidance scale 0: the
-  prompt unused);
+  prompt unused) and of ``vae_reconstruction/…`` (the ground truth through the frozen VAE: the ceiling of
+  any colorization in its latent space);
 - ``fid`` (and ``unguided/fid``) against the real optical images of those pairs, in the features of a
   colorization_season_classifier checkpoint (task.extractor_checkpoint) or of Inception weights
   (task.inception_weights);
@@ -56,7 +57,7 @@ def _apply(network: nn.Module, images: torch.Tensor, device: torch.device, featu
     return torch.cat(out)
 
 
-def colorize_dataset(cfg: DictConfig, run: Colorizer, output_dir: Path, num_samples: int, baselines: bool,
+def colorize_dataset(cfg: DictConfig, run: Colorizer, reconstruct: Colorizer, output_dir: Path, num_samples: int, baselines: bool,
                      extractor_checkpoint: str | None, inception_weights: str | None,
                      season_classifier_checkpoint: str | None, device: torch.device) -> dict[str, float]:
     datamodule = build_datamodule(cfg)
@@ -69,6 +70,7 @@ def colorize_dataset(cfg: DictConfig, run: Colorizer, output_dir: Path, num_samp
     if baselines:
         generated["unguided/"] = run(sar, pairs["prompt"], scale=0.0)
         metrics.update({f"unguided/{k}": v for k, v in image_scores(generated["unguided/"], optical).items()})
+        metrics.update({f"vae_reconstruction/{k}": v for k, v in image_scores(reconstruct(optical), optical).items()})
         train = _pairs(datamodule, "train", None)
         means = group_means(train["optical"], train["group"])
         missing = sorted(set(pairs["group"]) - set(means))

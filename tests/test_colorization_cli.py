@@ -1,5 +1,5 @@
-"""End to end through the CLI: experiment=colorization_clip and experiment=colorization_vae on tiny data, then
-the stage checkpoints reloaded the way the LDM stage reads them (weights only)."""
+"""End to end through the CLI: experiment=colorization_clip (and its resume) and experiment=colorization_vae on
+tiny data, then the stage checkpoints reloaded the way the LDM stage reads them (weights only)."""
 
 from pathlib import Path
 
@@ -19,10 +19,11 @@ DATA = ["data.image_size=16", "data.simulator.scenes=6", "data.simulator.patches
 def test_clip_then_vae_stages_through_the_cli(tmp_path: Path) -> None:
     common = [f"paths.root_dir={tmp_path}", f"paths.data_dir={tmp_path / 'data'}", *DATA]
     clip_dir = tmp_path / "clip"
-    result = run_cli(["experiment=colorization_clip", f"paths.run_dir={clip_dir}", *common,
-                      "model.embed_dim=8", "model.text.hidden_size=16", "model.text.num_attention_heads=2",
-                      "model.text.num_hidden_layers=1", "model.text.max_position_embeddings=16",
-                      "model.image.channels=[8,8]", "callbacks.periodic_checkpoint.every_n_epochs=1"], tmp_path)
+    clip_args = ["experiment=colorization_clip", f"paths.run_dir={clip_dir}", *common, "model.embed_dim=8",
+                 "model.text.hidden_size=16", "model.text.num_attention_heads=2", "model.text.num_hidden_layers=1",
+                 "model.text.max_position_embeddings=16", "model.image.channels=[8,8]",
+                 "callbacks.periodic_checkpoint.every_n_epochs=1"]
+    result = run_cli(clip_args, tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
     metrics = read_metrics(clip_dir)
     assert {"val/loss", "test/zero_shot_accuracy", "test/retrieval_accuracy"} <= set(metrics)
@@ -41,6 +42,11 @@ def test_clip_then_vae_stages_through_the_cli(tmp_path: Path) -> None:
     with torch.no_grad():
         assert encode_latents(vae, torch.zeros(1, 1, 16, 16)).shape == (1, 4, 2, 2)
 
-    result = run_cli(["experiment=colorization_vae", f"paths.run_dir={tmp_path / 'bad'}", *common,
-                      f"data.root={tmp_path / 'none'}", "data.synthetic=false"], tmp_path)
-    assert result.returncode == 1 and "error:" in result.stderr and "none: dataset directory is missing" in result.stderr
+    clip_args[clip_args.index("trainer.max_epochs=2")] = "trainer.max_epochs=3"   # the same run dir: resume
+    result = run_cli(clip_args, tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "starting from checkpoint" in result.stdout + result.stderr
+    assert (clip_dir / "checkpoints" / "clip_epoch002.ckpt").is_file()
+    assert not (clip_dir / "checkpoints" / "clip_epoch003.ckpt").exists()
+    resumed_tokenizer, _ = load_text_encoder(clip_dir / "checkpoints" / "last.ckpt")
+    assert resumed_tokenizer.state() == tokenizer.state()

@@ -63,6 +63,24 @@ def test_colours_follow_region_and_season() -> None:
     assert not np.allclose(palette("temperate", "summer"), palette("temperate", "winter"))
 
 
+def explained_variance(values: list[float], groups: list[str]) -> float:
+    """η²: the share of the variance of ``values`` explained by the group means."""
+    data, labels = np.array(values), np.array(groups)
+    between = sum((labels == g).sum() * (data[labels == g].mean() - data.mean()) ** 2 for g in set(groups))
+    return float(between / ((data - data.mean()) ** 2).sum())
+
+
+def test_region_and_season_show_in_the_optical_image_only(tmp_path: Path) -> None:
+    root = write_colorization_dataset(tmp_path / "d", scenes=24, patches_per_scene=6, size=16, seed=3)
+    table = [row for file in sorted(root.glob("*.csv")) for row in rows(file)]
+    prompts = [row["region"] + row["season"] for row in table]
+    sar = [np.asarray(Image.open(root / row["s1_fileName"])).mean() for row in table]
+    optical = [np.asarray(Image.open(root / row["s2_fileName"])).mean() for row in table]
+    # 12 groups, 144 patches: a mean unrelated to the groups explains about 11/143 = 0.08 by chance
+    assert explained_variance(sar, prompts) < 0.15
+    assert explained_variance(optical, prompts) > 0.6
+
+
 def test_reader_accepts_windows_paths_and_fall(dataset: Path, tmp_path: Path) -> None:
     root = copy_of(dataset, tmp_path)
     table = rows(root / "data_r_000.csv")

@@ -150,3 +150,19 @@ def test_bad_text_encoder_paths_are_one_line_errors(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="model.text.vocab_size"):
         PromptTextTower(embed_dim=8, **{**TINY_TEXT, "vocab_size": 10}).prepare(
             SimpleNamespace(prompt_corpus=lambda: CORPUS))
+
+
+def test_warmup_steps_set_the_linear_warmup_in_optimizer_steps() -> None:
+    from sarexp.optim.schedulers import warmup_cosine
+
+    optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
+    schedule = warmup_cosine(optimizer, total_steps=100, warmup_fraction=0.5, min_lr_ratio=0.0, warmup_steps=10)
+    rates = []
+    for _ in range(100):
+        rates.append(optimizer.param_groups[0]["lr"])
+        optimizer.step()
+        schedule.step()
+    assert rates[:10] == pytest.approx([(step + 1) / 10 for step in range(10)])
+    assert rates[10] == pytest.approx(1.0) and rates[55] == pytest.approx(0.5 * (1 + math.cos(math.pi * 45 / 90)))
+    with pytest.raises(ConfigError, match="scheduler.warmup_steps"):
+        warmup_cosine(optimizer, total_steps=10, warmup_steps=-1)

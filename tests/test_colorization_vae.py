@@ -52,6 +52,9 @@ def test_scaling_factor_is_one_over_the_latent_std_and_is_stored(tmp_path: Path)
     std = torch.cat(latents).double().std().item()
     assert system.vae.config.scaling_factor == pytest.approx(1 / std, rel=1e-5)
     assert trainer.callback_metrics["val/scaling_factor"].item() == pytest.approx(1 / std, rel=1e-5)
+    both = trainer.callback_metrics["val/pixel_error"].item()
+    parts = [trainer.callback_metrics[f"val/pixel_error_{key}"].item() for key in ("optical", "sar")]
+    assert both == pytest.approx(sum(parts) / 2, rel=1e-5)
     assert (torch.cat(latents) * system.vae.config.scaling_factor).std().item() == pytest.approx(1.0, rel=1e-4)
 
     trainer.save_checkpoint(tmp_path / "vae.ckpt")              # Lightning's own writer, read weights-only
@@ -68,7 +71,8 @@ def test_scaling_factor_is_one_over_the_latent_std_and_is_stored(tmp_path: Path)
     loaded.save_pretrained(tmp_path / "sd" / "vae")             # a diffusers folder (model.pretrained=DIR)
     from_folder = build_vae(pretrained=str(tmp_path / "sd"))
     assert from_folder.config.scaling_factor == pytest.approx(1 / std, rel=1e-6)
-    assert torch.equal(from_folder.state_dict()["decoder.conv_out.weight"], loaded.state_dict()["decoder.conv_out.weight"])
+    weight = "decoder.conv_out.weight"
+    assert torch.equal(from_folder.state_dict()[weight], loaded.state_dict()[weight])
 
 
 def test_training_lowers_the_reconstruction_error(tmp_path: Path) -> None:

@@ -122,7 +122,8 @@ class ColorizationDataModule(LightningDataModule):
         simulator: dict[str, Any] | None = None,
     ) -> None:
         super().__init__()
-        for key, value in {"image_size": image_size, "batch_size": batch_size, "val_batch_size": val_batch_size}.items():
+        sizes = {"image_size": image_size, "batch_size": batch_size, "val_batch_size": val_batch_size}
+        for key, value in sizes.items():
             if value < 1:
                 raise ConfigError(f"data.{key} must be a positive integer, got {value}")
         if not 0 < train_split < 1:

@@ -4,8 +4,9 @@ and the estimate of its latent scaling factor.
 Loss (as LDM's first-stage autoencoders, without the LPIPS and GAN terms, which need pretrained or extra
 networks): per image, the summed L1 (or squared) reconstruction error of a posterior sample's decoding plus
 ``kl_weight`` × the summed KL divergence of the posterior from N(0, I), averaged over the batch (LDM's
-``kl_weight`` 1e-6 keeps its meaning). Every key in ``image_keys`` is encoded by the same VAE; a one-channel
-image (SAR) is replicated to three channels (:func:`sarexp.models.colorization.vae.vae_input`).
+``kl_weight`` 1e-6 keeps its meaning); ``pixel_error[_<key>]`` is the mean error per pixel. Every key in
+``image_keys`` is encoded by the same VAE; a one-channel image (SAR) is replicated to three channels
+(:func:`sarexp.models.colorization.vae.vae_input`).
 
 Scaling factor: during validation the posterior samples of the first ``scaling_batches`` batches are
 accumulated; at the end of the validation epoch the VAE config's ``scaling_factor`` becomes 1 / their
@@ -69,8 +70,11 @@ class AutoencoderKLSystem(pl.LightningModule):
         error = (decoded - images).abs() if self.reconstruction == "l1" else (decoded - images) ** 2
         reconstruction = error.flatten(1).sum(1).mean()
         kl = posterior.kl().mean()
-        return {"loss": reconstruction + self.kl_weight * kl, "reconstruction": reconstruction, "kl": kl,
-                "pixel_error": error.mean(), "latents": latents.detach()}
+        terms = {"loss": reconstruction + self.kl_weight * kl, "reconstruction": reconstruction, "kl": kl,
+                 "pixel_error": error.mean(), "latents": latents.detach()}
+        for key, part in zip(self.image_keys, error.detach().chunk(len(self.image_keys))):
+            terms[f"pixel_error_{key}"] = part.mean()  # images are stacked key by key (see images())
+        return terms
 
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
         images = self.images(batch)
@@ -109,7 +113,8 @@ class AutoencoderKLSystem(pl.LightningModule):
         training = stage == "train"
         options = {"on_step": training, "on_epoch": True, "batch_size": batch_size, "sync_dist": not training}
         self.log(f"{stage}/loss", terms["loss"], prog_bar=True, **options)
-        self.log_dict({f"{stage}/{name}": terms[name] for name in ("reconstruction", "kl", "pixel_error")}, **options)
+        names = ["reconstruction", "kl", "pixel_error", *(f"pixel_error_{key}" for key in self.image_keys)]
+        self.log_dict({f"{stage}/{name}": terms[name] for name in names}, **options)
 
     def configure_optimizers(self) -> Any:
         return lightning_optimization(self.optimizer_factory, self.scheduler_factory, self.vae,

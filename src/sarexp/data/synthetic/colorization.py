@@ -9,10 +9,12 @@ Layout (as the seed's ``Dataset/`` folder)::
 
 Each ``r_NNN`` is a scene with one climate region (tropical / temperate / arctic) and one acquisition season;
 scenes cycle through all region × season combinations so every prompt occurs. Every patch is a warped Voronoi
-land-cover map (water, forest, cropland, grassland, urban, bare soil; region-dependent class frequencies).
+land-cover map (water, forest, cropland, grassland, urban, bare soil), drawn with the same class frequencies in
+every region and season.
 
 - SAR: per-class C-band VV backscatter in dB plus smooth texture, multiplied by gamma speckle (``looks``),
-  mapped from [−25, 0] dB to 0..255. It depends on the land cover only, never on region or season.
+  mapped from [−25, 0] dB to 0..255. It depends on the land cover only, whose distribution is the same for
+  every region and season: the SAR image carries no information about either.
 - Optical: per-class colour chosen by (region, season) — snow over everything but water in arctic winter,
   ice on arctic winter water, evergreen tropical vegetation, autumn foliage and stubble in temperate autumn,
   bare brown fields in temperate winter with patchy snow, golden crops in summer — plus smooth brightness
@@ -39,12 +41,8 @@ CLASSES = ("water", "forest", "cropland", "grassland", "urban", "bare")
 CLASS_VV_DB = np.array([-21.0, -8.0, -11.5, -13.0, -4.0, -16.0])
 SAR_DB_RANGE = (-25.0, 0.0)
 
-# Relative class frequencies per region (tropics forested, arctic bare and grassy).
-REGION_CLASS_FREQUENCY = {
-    "tropical": np.array([1.0, 4.0, 2.0, 1.0, 1.0, 0.5]),
-    "temperate": np.array([1.0, 2.0, 3.0, 2.0, 1.5, 0.5]),
-    "arctic": np.array([1.5, 1.5, 0.3, 2.0, 0.5, 3.0]),
-}
+# Relative class frequencies, the same in every region: land cover (hence SAR) must not reveal the region.
+CLASS_FREQUENCY = np.array([1.0, 2.0, 2.0, 2.0, 1.0, 1.0])
 
 _SNOW, _ICE = (236, 240, 245), (205, 222, 235)
 _WATER = {"tropical": (30, 80, 95), "temperate": (25, 55, 90), "arctic": (20, 40, 70)}
@@ -103,11 +101,10 @@ def optical_patch(rng: np.random.Generator, classes: np.ndarray, region: str, se
     return np.clip(np.round(rgb), 0, 255).astype(np.uint8)
 
 
-def draw_land_cover(rng: np.random.Generator, region: str, size: int) -> np.ndarray:
-    """int64 (size, size) class map with 1–4 classes drawn by the region's frequencies."""
-    frequency = REGION_CLASS_FREQUENCY[region]
+def draw_land_cover(rng: np.random.Generator, size: int) -> np.ndarray:
+    """int64 (size, size) class map with 1–4 classes drawn by :data:`CLASS_FREQUENCY` (whatever the region)."""
     count = int(rng.integers(1, 5))
-    chosen = rng.choice(len(CLASSES), size=count, replace=False, p=frequency / frequency.sum())
+    chosen = rng.choice(len(CLASSES), size=count, replace=False, p=CLASS_FREQUENCY / CLASS_FREQUENCY.sum())
     return land_cover_map(rng, chosen, size)
 
 
@@ -159,7 +156,7 @@ def _write_scene(staging: Path, rng: np.random.Generator, scene: int, region: st
     date = f"2017-{_MONTHS[season]:02d}-{int(rng.integers(1, 29)):02d}T10:{int(rng.integers(60)):02d}:00"
     rows = []
     for patch in range(patches):
-        classes = draw_land_cover(rng, region, size)
+        classes = draw_land_cover(rng, size)
         s1 = ("r_%03d" % scene, "s1_%03d" % scene, f"img_p{patch}.png")
         s2 = ("r_%03d" % scene, "s2_%03d" % scene, f"img_p{patch}.png")
         _png(sar_patch(rng, classes, looks), staging.joinpath(*s1))

@@ -27,7 +27,6 @@ from sarexp.models.colorization.loading import first_line, load_weights, read_ex
 from sarexp.models.colorization.tokenizer import END_ID, PAD_ID, START_ID, PromptTokenizer
 
 
-
 def clip_text_config(vocab_size: int = 1000, hidden_size: int = 768, max_position_embeddings: int = 77,
                      num_attention_heads: int = 12, num_hidden_layers: int = 12, intermediate_size: int | None = None,
                      dropout: float = 0.0, attention_dropout: float = 0.0) -> CLIPTextConfig:

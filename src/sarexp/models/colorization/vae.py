@@ -74,7 +74,8 @@ def load_vae(path: str | Path, key: str = "vae_checkpoint") -> AutoencoderKL:
         try:
             return AutoencoderKL.from_pretrained(folder, local_files_only=True).eval()
         except (OSError, ValueError) as error:
-            raise ConfigError(f"{key}={path}: cannot load an AutoencoderKL from {folder} ({first_line(error)})") from None
+            raise ConfigError(f"{key}={path}: cannot load an AutoencoderKL from {folder} "
+                              f"({first_line(error)})") from None
     if not file.is_file():
         raise ConfigError(f"{key}={path}: no such file or folder; pass a colorization_vae checkpoint "
                           f"(<run dir>/checkpoints/last.ckpt) or a diffusers folder with vae/")

@@ -4,14 +4,15 @@ import numpy as np
 
 from sarexp.errors import ConfigError
 
-SPACINGS = ("uniform", "quadratic", "logsnr")
+SPACINGS = ("uniform", "quadratic", "logsnr", "trailing")
 
 
 def spaced_timesteps(alphas_cumprod: np.ndarray, steps: int, spacing: str = "uniform") -> list[int]:
     """`steps` distinct indices in [0, T), always 0 and T−1 (for steps ≥ 2), ascending.
 
     uniform: evenly spaced in t (the seed's respacing and DDIM's default); quadratic: denser near t = 0 (DDIM
-    paper, CIFAR); logsnr: evenly spaced in λ = log(α/σ), the spacing DPM-Solver recommends. Indices that round
+    paper, CIFAR); logsnr: evenly spaced in λ = log(α/σ), the spacing DPM-Solver recommends; trailing: T−1, T−1−T/steps,
+    … rounded (diffusers' ``trailing``, Lin et al. 2024: starts at the last step, ends near T/steps − 1 instead of 0). Indices that round
     to the same step are moved to the nearest free one, so exactly `steps` network evaluations are made.
     """
     total = len(alphas_cumprod)
@@ -21,6 +22,8 @@ def spaced_timesteps(alphas_cumprod: np.ndarray, steps: int, spacing: str = "uni
         raise ConfigError(f"sampler.spacing must be one of {', '.join(SPACINGS)}, got {spacing!r}")
     if steps == 1:
         return [total - 1]
+    if spacing == "trailing":
+        return _distinct(np.round(np.arange(total, 0, -total / steps)).astype(int)[::-1] - 1, total)
     if spacing == "uniform":
         positions = np.linspace(0.0, total - 1, steps)
     elif spacing == "quadratic":

@@ -43,7 +43,11 @@ class CountingModel:
 
 
 class Sampler(ABC):
-    """Base: `sample(diffusion, model_fn, noise)` → x_0; `last_nfe` is the number of network calls it made."""
+    """Base: `sample(diffusion, model_fn, noise)` → x_0; `last_nfe` is the number of network calls it made.
+    `skip_steps` > 0 drops that many of the noisiest grid steps, so `noise` is x at the first kept step
+    (img2img, :mod:`sarexp.diffusion.img2img`)."""
+
+    skip_steps = 0
 
     def __init__(
         self, clip_denoised: bool = True, skip_clipped_steps: bool = True, min_alpha_bar: float = 0.0
@@ -64,7 +68,8 @@ class Sampler(ABC):
                 or diffusion.alphas_cumprod[usable - 1] < self.min_alpha_bar
             ):
                 usable -= 1
-        return spaced_timesteps(diffusion.alphas_cumprod[:usable], steps, spacing)
+        indices = spaced_timesteps(diffusion.alphas_cumprod[:usable], steps, spacing)
+        return indices[: len(indices) - self.skip_steps]
 
     @torch.no_grad()
     def sample(
@@ -165,7 +170,8 @@ class DDIMSampler(Sampler):
 class DPMSolverSampler(Sampler):
     """Multistep DPM-Solver (``algorithm: dpmsolver``, noise prediction) or DPM-Solver++ (``dpmsolver++``, data
     prediction) of `order` 1, 2 or 3 in λ = log(α/σ). The first steps use the orders their history allows and,
-    with `lower_order_final` and fewer than 15 steps, the last steps drop to the number of steps left (higher
+    with `lower_order_final` and fewer than 15 steps, the last steps drop to the number of steps left, counting
+    the return of x̂_0 as a final first-order step to σ = 0, as diffusers does (higher
     orders are unstable over the long last steps of very short schedules). Order 1 of either algorithm is DDIM
     with η = 0."""
 
@@ -211,7 +217,7 @@ class DPMSolverSampler(Sampler):
                 break
             order = min(self.order, len(history))
             if self.lower_order_final and len(indices) < LOWER_ORDER_FINAL_BELOW:
-                order = min(order, transitions - position)
+                order = min(order, transitions - position + 1)  # the return of x̂_0 is the final first-order step
             target = indices[position + 1]
             x = self._update(x, history[-order:], target, lam, log_alpha, sigma, data_prediction)
         return x0

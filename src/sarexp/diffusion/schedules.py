@@ -1,4 +1,5 @@
-"""Noise schedules β_1..β_T (Ho et al. 2020 linear; Nichol & Dhariwal 2021 cosine)."""
+"""Noise schedules β_1..β_T (Ho et al. 2020 linear; Nichol & Dhariwal 2021 cosine; Stable Diffusion's
+scaled_linear)."""
 
 import math
 
@@ -28,6 +29,13 @@ def cosine_betas(steps: int) -> np.ndarray:
     return np.minimum(1.0 - alpha_bar[1:] / alpha_bar[:-1], MAX_BETA)
 
 
+def scaled_linear_betas(steps: int, start: float = 0.00085, end: float = 0.012) -> np.ndarray:
+    """Stable Diffusion's schedule (diffusers' ``scaled_linear``): β linear in √β from `start` to `end`. The
+    endpoints are not rescaled with T (latent diffusion uses T = 1000), so weights trained with it keep their
+    noise levels."""
+    return np.linspace(math.sqrt(start), math.sqrt(end), steps, dtype=np.float64) ** 2
+
+
 def make_betas(noise_schedule: str, steps: int) -> np.ndarray:
     if steps < 1:
         raise ConfigError(f"diffusion.steps must be >= 1, got {steps}")
@@ -35,4 +43,6 @@ def make_betas(noise_schedule: str, steps: int) -> np.ndarray:
         return linear_betas(steps)
     if noise_schedule == "cosine":
         return cosine_betas(steps)
-    raise ConfigError(f"unknown noise_schedule {noise_schedule!r}; use linear or cosine")
+    if noise_schedule == "scaled_linear":
+        return scaled_linear_betas(steps)
+    raise ConfigError(f"unknown noise_schedule {noise_schedule!r}; use linear, cosine or scaled_linear")

@@ -40,3 +40,12 @@ def warmup_cosine(
         return min_lr_ratio + (1.0 - min_lr_ratio) * 0.5 * (1.0 + math.cos(math.pi * progress))
 
     return LambdaLR(optimizer, factor)
+
+
+def warmup_constant(optimizer: Optimizer, total_steps: int, warmup_steps: int = 2000) -> LambdaLR:
+    """Linear warmup over a fixed number of optimizer steps, then the constant lr (Stable Diffusion
+    fine-tuning's ``constant_with_warmup``; the colorization seed's `warmup_steps`). `total_steps` is unused
+    but taken so every schedule is built the same way."""
+    if warmup_steps < 0:
+        raise ConfigError(f"scheduler.warmup_steps must be >= 0, got {warmup_steps}")
+    return LambdaLR(optimizer, lambda step: min((step + 1) / warmup_steps, 1.0) if warmup_steps else 1.0)

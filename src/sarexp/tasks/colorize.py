@@ -1,0 +1,171 @@
+"""task=colorize: SAR → optical with a trained latent-diffusion checkpoint (the seed's infer_model.py).
+
+Guided img2img (:meth:`LatentDiffusionSystem.colorize`): the SAR image's VAE latent is both the init latent
+(noised to the first of the last ⌊steps·strength⌋ sampler steps) and the conditioning latent concatenated to
+the UNet input; the prompt "Colorize the image, Region: R, Season: S" (data.prompt_template) steers through
+cross-attention with classifier-free guidance. The sampler is the `sampler` group (ddim_latent by default,
+dpm_solver_latent for DPM-Solver++), run for task.num_inference_steps.
+
+Modes (task.mode): ``single`` (task.input_image + region + season → task.output_path), ``batch`` (every PNG of
+task.input_dir × task.regions × task.seasons → <stem>_<region>_<season>.png and <stem>_grid.png, regions as
+rows) and ``dataset`` (task.num_samples validation pairs → SAR | generated | ground truth panels and metrics,
+see :mod:`sarexp.tasks.colorize_dataset`). Returns images per second (single, batch) or the PSNR (dataset).
+"""
+
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from hydra.utils import instantiate
+from omegaconf import DictConfig
+
+from sarexp.diffusion.samplers import Sampler
+from sarexp.errors import ConfigError, DataError
+from sarexp.rundir import record_run_info, write_metrics
+from sarexp.tasks.builders import build_system, run_dir, seed_everything
+from sarexp.tasks.checkpoints import loading, required_checkpoint
+from sarexp.tasks.colorize_output import write_png_atomic
+from sarexp.tasks.generative import resolve_device
+
+log = logging.getLogger(__name__)
+MODES = ("single", "batch", "dataset")
+
+
+def load_ldm(cfg: DictConfig, checkpoint: Path, device: torch.device) -> Any:
+    """The configured LatentDiffusionSystem with the checkpoint's weights (weights-only load), in eval mode."""
+    from sarexp.systems.latent_diffusion import LatentDiffusionSystem
+
+    system = build_system(cfg)
+    if not isinstance(system, LatentDiffusionSystem):
+        raise ConfigError(f"task=colorize needs experiment=colorization_ldm, not system {type(system).__name__}")
+    try:
+        state = torch.load(checkpoint, map_location="cpu", weights_only=True)
+    except Exception as error:  # unpickling errors come in many types
+        raise ConfigError(f"ckpt_path={checkpoint}: not a weights-only checkpoint ({str(error).splitlines()[0]})") from None
+    with loading(checkpoint):
+        system.load_state_dict(state["state_dict"])
+    return system.to(device).eval()
+
+
+def prompt_for(cfg: DictConfig, region: str | None, season: str | None) -> str:
+    """data.prompt_template filled with a region and season from data.regions / data.seasons."""
+    for key, value, allowed in (("region", region, cfg.data.regions), ("season", season, cfg.data.seasons)):
+        if value not in list(allowed):
+            raise ConfigError(f"task.{key}={value!r} is not one of {', '.join(allowed)} (data.{key}s)")
+    return str(cfg.data.prompt_template).format(region=region, season=season)
+
+
+def colorize(
+    cfg: DictConfig,
+    mode: str = "single",
+    input_image: str | None = None,
+    region: str | None = None,
+    season: str | None = None,
+    output_path: str | None = None,
+    input_dir: str | None = None,
+    regions: list[str] | None = None,
+    seasons: list[str] | None = None,
+    output_dir: str | None = None,
+    num_samples: int = 20,
+    guidance_scale: float = 7.5,
+    num_inference_steps: int = 50,
+    strength: float = 0.8,
+    seed: int | None = None,
+    batch_size: int = 16,
+    use_ema: bool = True,
+    baselines: bool = True,
+    extractor_checkpoint: str | None = None,
+    inception_weights: str | None = None,
+    season_classifier_checkpoint: str | None = None,
+    device: str = "auto",
+) -> float:
+    if mode not in MODES:
+        raise ConfigError(f"task.mode must be one of {', '.join(MODES)}, got {mode!r}")
+    if num_inference_steps < 1 or batch_size < 1 or num_samples < 1:
+        raise ConfigError("task.num_inference_steps, task.batch_size and task.num_samples must be >= 1")
+    if mode == "single":
+        prompt_for(cfg, region, season)  # a typo fails before the models load
+    checkpoint = required_checkpoint(cfg.ckpt_path, "colorize")
+    directory = run_dir(cfg)
+    seed = seed_everything(cfg) if seed is None else int(seed)
+    record_run_info(directory, seed)
+    target = resolve_device(device)
+    system = load_ldm(cfg, checkpoint, target)
+    sampler: Sampler = instantiate(cfg.sampler)
+    sampler.steps = int(num_inference_steps)
+    settings = {"sampler": sampler, "strength": strength, "guidance_scale": guidance_scale, "use_ema": use_ema}
+
+    def run(sar: torch.Tensor, prompts: list[str], scale: float | None = None) -> torch.Tensor:
+        """Colorized images, in batches, with one generator seeded by task.seed."""
+        generator = torch.Generator().manual_seed(seed)
+        options = {**settings, "guidance_scale": guidance_scale if scale is None else scale}
+        out = [system.colorize(sar[i : i + batch_size], prompts[i : i + batch_size], generator=generator, **options)
+               for i in range(0, len(prompts), batch_size)]
+        return torch.cat(out).float().cpu()
+
+    size = int(cfg.data.image_size)
+    started = time.perf_counter()
+    if mode == "single":
+        count = _single(cfg, run, input_image, region, season, output_path, directory, size)
+    elif mode == "batch":
+        count = _batch(cfg, run, input_dir, regions, seasons, output_dir, directory, size)
+    else:
+        from sarexp.tasks.colorize_dataset import colorize_dataset
+
+        def reconstruct(images: torch.Tensor) -> torch.Tensor:
+            """decode(encode(x)) through the frozen VAE: the ceiling of any latent colorization."""
+            encoders = system.encoders
+            return torch.cat([encoders.decode(encoders.condition_latent(images[i : i + batch_size].to(target)))
+                              for i in range(0, len(images), batch_size)]).float().cpu()
+
+        metrics = colorize_dataset(cfg, run, reconstruct, Path(output_dir) if output_dir else directory / "dataset_results",
+                                   num_samples, baselines, extractor_checkpoint, inception_weights,
+                                   season_classifier_checkpoint, target)
+        write_metrics(directory, metrics)
+        return metrics["psnr"]
+    speed = count / (time.perf_counter() - started)
+    write_metrics(directory, {"images_per_second": speed, "nfe_per_image": sampler.last_nfe})
+    log.info("colorized %d image(s), %.3f images/s", count, speed)
+    return speed
+
+
+def _single(cfg: DictConfig, run: Any, input_image: str | None, region: str | None, season: str | None,
+            output_path: str | None, directory: Path, size: int) -> int:
+    from sarexp.data.colorization import load_sar_image
+
+    if not input_image:
+        raise ConfigError("task.mode=single needs task.input_image=PATH (a grey SAR PNG)")
+    prompt = prompt_for(cfg, region, season)
+    image = run(load_sar_image(input_image, size), [prompt])
+    path = Path(output_path) if output_path else directory / "generated_image.png"
+    write_png_atomic(path, image.numpy())
+    log.info("%s (%s) → %s", input_image, prompt, path)
+    return 1
+
+
+def _batch(cfg: DictConfig, run: Any, input_dir: str | None, regions: list[str] | None, seasons: list[str] | None,
+           output_dir: str | None, directory: Path, size: int) -> int:
+    from sarexp.data.colorization import load_sar_image
+    from sarexp.plotting.image_grid import image_grid
+
+    if not input_dir or not Path(input_dir).is_dir():
+        raise ConfigError(f"task.mode=batch needs task.input_dir=DIR of grey SAR PNGs; {input_dir!r} is not a folder")
+    files = sorted(Path(input_dir).glob("*.png"))
+    if not files:
+        raise DataError(f"{input_dir}: no .png files to colorize")
+    regions = list(regions or cfg.data.regions)
+    seasons = list(seasons or cfg.data.seasons)
+    combinations = [(region, season) for region in regions for season in seasons]
+    prompts = [prompt_for(cfg, region, season) for region, season in combinations]
+    out = Path(output_dir) if output_dir else directory / "generated_images"
+    for file in files:
+        sar = load_sar_image(file, size).expand(len(prompts), -1, -1, -1)
+        images = run(sar, prompts).numpy()
+        for (region, season), image in zip(combinations, images):
+            write_png_atomic(out / f"{file.stem}_{region}_{season}.png", image[None])
+        write_png_atomic(out / f"{file.stem}_grid.png", image_grid(images, columns=len(seasons)), tiled=True)
+    log.info("%d image(s) × %d prompts → %s", len(files), len(prompts), out)
+    return len(files) * len(prompts)

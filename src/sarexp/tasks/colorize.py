@@ -22,6 +22,7 @@ import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig
 
+from sarexp.checkpoint_io import load_weights_file
 from sarexp.diffusion.samplers import Sampler
 from sarexp.errors import ConfigError, DataError
 from sarexp.rundir import record_run_info, write_metrics
@@ -41,10 +42,7 @@ def load_ldm(cfg: DictConfig, checkpoint: Path, device: torch.device) -> Any:
     system = build_system(cfg)
     if not isinstance(system, LatentDiffusionSystem):
         raise ConfigError(f"task=colorize needs experiment=colorization_ldm, not system {type(system).__name__}")
-    try:
-        state = torch.load(checkpoint, map_location="cpu", weights_only=True)
-    except Exception as error:  # unpickling errors come in many types
-        raise ConfigError(f"ckpt_path={checkpoint}: not a weights-only checkpoint ({str(error).splitlines()[0]})") from None
+    state = load_weights_file(checkpoint, "ckpt_path")
     with loading(checkpoint):
         system.load_state_dict(state["state_dict"])
     return system.to(device).eval()

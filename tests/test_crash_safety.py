@@ -234,3 +234,29 @@ def test_disk_full_while_writing_samples_keeps_the_previous_file(tmp_path, monke
         generative.write_npz_atomic(target, images=np.ones(3))
     assert np.load(target)["images"].tolist() == [0.0, 0.0, 0.0]
     assert [path.name for path in tmp_path.iterdir()] == ["samples.npz"]
+
+
+def test_disk_full_keeps_metrics_json_and_arad_cubes_intact(tmp_path, monkeypatch):
+    """metrics.json and the HSI cube writer give one line on a full disk and keep the previous file."""
+    from sarexp import rundir
+    from sarexp.data import arad_files
+
+    rundir.write_metrics(tmp_path, {"val/loss": 1.0})
+    metrics_before = (tmp_path / "metrics.json").read_bytes()
+    cube_path = tmp_path / "scene.mat"
+    arad_files.write_cube(cube_path, np.ones((31, 4, 5), dtype=np.float32))
+    cube_before = cube_path.read_bytes()
+
+    def full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(atomic_io.os, "fsync", full)
+    with pytest.raises(StorageError, match="metrics.json.*disk full"):
+        rundir.write_metrics(tmp_path, {"val/loss": 2.0})
+    monkeypatch.setattr(arad_files.os, "replace", full)
+    with pytest.raises(StorageError, match="scene.mat.*disk full") as raised:
+        arad_files.write_cube(cube_path, np.zeros((31, 4, 5), dtype=np.float32))
+    assert "\n" not in str(raised.value)
+    assert (tmp_path / "metrics.json").read_bytes() == metrics_before
+    assert cube_path.read_bytes() == cube_before
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["metrics.json", "scene.mat"]

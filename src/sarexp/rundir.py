@@ -7,7 +7,6 @@ import platform
 import socket
 import subprocess
 import sys
-import tempfile
 import zipfile
 from datetime import datetime, timezone
 from pathlib import Path
@@ -21,12 +20,10 @@ LAST_CHECKPOINT = Path("checkpoints") / "last.ckpt"
 
 def write_json_atomic(path: Path, payload: dict[str, Any]) -> None:
     """Write JSON through a temporary file and a rename, so readers never see half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.NamedTemporaryFile("w", dir=path.parent, prefix=f".{path.name}.", delete=False) as handle:
-        json.dump(payload, handle, indent=2, sort_keys=True)
-        handle.write("\n")
-        temporary = Path(handle.name)
-    os.replace(temporary, path)
+    from sarexp.callbacks.atomic_io import write_file_atomically  # torch: not at start-up
+
+    text = json.dumps(payload, indent=2, sort_keys=True) + "\n"
+    write_file_atomically(path, lambda handle: handle.write(text.encode()))
 
 
 def write_metrics(run_dir: Path, metrics: dict[str, Any]) -> dict[str, float]:

@@ -4,7 +4,6 @@ Cubes are written like ARAD's (MATLAB v7.3 ``cube``, see :func:`sarexp.data.arad
 data module's reader — and MST++'s — reads them back; files appear through a temporary name and a rename.
 """
 
-import os
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -12,6 +11,7 @@ import lightning.pytorch as pl
 import matplotlib.pyplot as plt
 from lightning.pytorch.callbacks import BasePredictionWriter
 
+from sarexp.callbacks.atomic_io import write_file_atomically
 from sarexp.data.arad_files import write_cube
 from sarexp.plotting.hsi import plot_reconstruction_rows
 
@@ -39,8 +39,8 @@ class CubeWriter(BasePredictionWriter):
                 figure = plot_reconstruction_rows(
                     batch[self.input_key][index:index + 1], preds[index:index + 1],
                     None if reference is None else reference[index:index + 1], [name], self.pixels)
-                target = self.output_dir / f"{name}.png"
-                staging = target.with_name(f".{target.stem}.tmp-{os.getpid()}.png")
-                figure.savefig(staging, dpi=90)
-                plt.close(figure)
-                os.replace(staging, target)
+                try:
+                    write_file_atomically(self.output_dir / f"{name}.png",
+                                          lambda handle: figure.savefig(handle, format="png", dpi=90))
+                finally:
+                    plt.close(figure)

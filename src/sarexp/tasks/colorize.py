@@ -10,6 +10,10 @@ Modes (task.mode): ``single`` (task.input_image + region + season → task.outpu
 task.input_dir × task.regions × task.seasons → <stem>_<region>_<season>.png and <stem>_grid.png, regions as
 rows) and ``dataset`` (task.num_samples validation pairs → SAR | generated | ground truth panels and metrics,
 see :mod:`sarexp.tasks.colorize_dataset`). Returns images per second (single, batch) or the PSNR (dataset).
+
+The model, diffusion, data, system and sampler settings and the clip_checkpoint / vae_checkpoint come from the
+LDM run that wrote ckpt_path (its `.hydra/config.yaml`, :mod:`sarexp.tasks.source_config`), so
+`task=colorize ckpt_path=…` needs no repetition of the training command line.
 """
 
 import logging
@@ -27,12 +31,14 @@ from sarexp.diffusion.samplers import Sampler
 from sarexp.errors import ConfigError, DataError
 from sarexp.rundir import record_run_info, write_metrics
 from sarexp.tasks.builders import build_system, run_dir, seed_everything
-from sarexp.tasks.checkpoints import loading, required_checkpoint
+from sarexp.tasks.checkpoints import loading
 from sarexp.tasks.colorize_output import write_png_atomic
 from sarexp.tasks.generative import resolve_device
+from sarexp.tasks.source_config import run_checkpoint
 
 log = logging.getLogger(__name__)
 MODES = ("single", "batch", "dataset")
+ENCODER_KEYS = ("clip_checkpoint", "vae_checkpoint")  # top-level keys the LDM's system group interpolates
 
 
 def load_ldm(cfg: DictConfig, checkpoint: Path, device: torch.device) -> Any:
@@ -41,11 +47,16 @@ def load_ldm(cfg: DictConfig, checkpoint: Path, device: torch.device) -> Any:
 
     system = build_system(cfg)
     if not isinstance(system, LatentDiffusionSystem):
-        raise ConfigError(f"task=colorize needs experiment=colorization_ldm, not system {type(system).__name__}")
+        raise _not_ldm(checkpoint, f"system {type(system).__name__}")
     state = load_weights_file(checkpoint, "ckpt_path")
     with loading(checkpoint):
         system.load_state_dict(state["state_dict"])
     return system.to(device).eval()
+
+
+def _not_ldm(checkpoint: Path, found: str) -> ConfigError:
+    return ConfigError(f"task=colorize needs a colorization_ldm model, got {found} for ckpt_path={checkpoint}; keep "
+                       "the LDM run's .hydra/config.yaml beside its checkpoints/ or add experiment=colorization_ldm")
 
 
 def prompt_for(cfg: DictConfig, region: str | None, season: str | None) -> str:
@@ -84,9 +95,11 @@ def colorize(
         raise ConfigError(f"task.mode must be one of {', '.join(MODES)}, got {mode!r}")
     if num_inference_steps < 1 or batch_size < 1 or num_samples < 1:
         raise ConfigError("task.num_inference_steps, task.batch_size and task.num_samples must be >= 1")
+    checkpoint = run_checkpoint(cfg, "colorize", ENCODER_KEYS)  # the LDM run's settings, before any use of cfg
+    if "prompt_template" not in cfg.data:
+        raise _not_ldm(checkpoint, f"data {cfg.data.get('_target_')}")
     if mode == "single":
         prompt_for(cfg, region, season)  # a typo fails before the models load
-    checkpoint = required_checkpoint(cfg.ckpt_path, "colorize")
     directory = run_dir(cfg)
     seed = seed_everything(cfg) if seed is None else int(seed)
     record_run_info(directory, seed)

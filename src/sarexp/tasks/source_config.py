@@ -1,8 +1,9 @@
-"""Settings of the model being used, taken from where it came from, so `task=sample|likelihood|evaluate` need no
-repetition of the training command line:
+"""Settings of the model being used, taken from where it came from, so `task=sample|likelihood|evaluate|colorize`
+need no repetition of the training command line:
 
 - a checkpoint of a sarexp run: the run's `.hydra/config.yaml` (next to `checkpoints/`) gives the `model`,
-  `diffusion`, `data` and `system` groups (and `sampler` when none is configured);
+  `diffusion`, `data` and `system` groups (and `sampler` when none is configured), and the top-level keys a
+  task names (colorize: the `clip_checkpoint` and `vae_checkpoint` the LDM's system group reads);
 - `model.pretrained=FOLDER` of the seed's released models: its `metadata.json` (the seed's `train*.py` argument
   dict) gives the model, process, data and training settings (:func:`seed_settings`);
 - a samples file (`task=evaluate`): the sample run's `.hydra/config.yaml` gives the `data` group.
@@ -74,8 +75,9 @@ def _conflict(key: str, ours: Any, theirs: Any, origin: str) -> ConfigError:
 
 
 def adopt_run_config(cfg: DictConfig, config_file: Path, groups: tuple[str, ...] = RUN_GROUPS,
-                     overrides: tuple[set[str], set[str]] | None = None) -> None:
-    """Replace `groups` of cfg by those of the run config `config_file`, keeping command-line overrides."""
+                     overrides: tuple[set[str], set[str]] | None = None, top_level: tuple[str, ...] = ()) -> None:
+    """Replace `groups` of cfg by those of the run config `config_file`, keeping command-line overrides; the
+    `top_level` keys (values the groups interpolate, e.g. `${clip_checkpoint}`) too, unless set on the command line."""
     source = OmegaConf.load(config_file)
     keys, chosen = command_line_overrides() if overrides is None else overrides
     origin = str(config_file)
@@ -97,9 +99,13 @@ def adopt_run_config(cfg: DictConfig, config_file: Path, groups: tuple[str, ...]
                 if is_locked(key) and theirs is not _ABSENT and theirs != ours:
                     raise _conflict(key, ours, theirs, origin)
                 OmegaConf.update(cfg, key, raw, force_add=True)
-        if "sampler" not in cfg and "sampler" in source:
+        if cfg.get("sampler") is None and source.get("sampler") is not None:  # the schema's default is null
             cfg.sampler = copy.deepcopy(source.sampler)
-    log.info("settings of %s taken from %s (command-line overrides kept)", ", ".join(groups), config_file)
+        for key in top_level:
+            raw = _selected(source, key, resolve=False)
+            if key not in chosen and raw is not _ABSENT:
+                cfg[key] = raw
+    log.info("settings of %s taken from %s (command-line overrides kept)", ", ".join(groups + top_level), config_file)
 
 
 def _check_locked(cfg: DictConfig, source: DictConfig, keys: list[str], origin: str) -> None:
@@ -120,13 +126,14 @@ def training_run_config(checkpoint: Path) -> Path | None:
     return None
 
 
-def adopt_checkpoint_config(cfg: DictConfig, checkpoint: Path) -> None:
-    """The training run's model/diffusion/data/system settings, when its config is beside the checkpoint."""
+def adopt_checkpoint_config(cfg: DictConfig, checkpoint: Path, top_level: tuple[str, ...] = ()) -> None:
+    """The training run's model/diffusion/data/system settings (and the `top_level` keys), when its config is beside
+    the checkpoint."""
     config = training_run_config(checkpoint)
     if config is None:
         log.info("no .hydra/config.yaml beside %s: using the configured model settings", checkpoint)
         return
-    adopt_run_config(cfg, config)
+    adopt_run_config(cfg, config, top_level=top_level)
 
 
 def adopt_samples_config(cfg: DictConfig, samples: Path) -> None:
@@ -234,9 +241,15 @@ def source_checkpoint(cfg: DictConfig, task: str) -> Path | None:
     come from `model.pretrained` alone (its metadata adopted). cfg is validated again afterwards."""
     if not cfg.get("ckpt_path") and OmegaConf.select(cfg, "model.pretrained"):
         adopt_seed_metadata(cfg)
-        checkpoint = None
-    else:
-        checkpoint = required_checkpoint(cfg.get("ckpt_path"), task)
-        adopt_checkpoint_config(cfg, checkpoint)
+        validate_config(cfg)
+        return None
+    return run_checkpoint(cfg, task)
+
+
+def run_checkpoint(cfg: DictConfig, task: str, top_level: tuple[str, ...] = ()) -> Path:
+    """The checkpoint `ckpt_path` (required), with its run's settings and `top_level` keys adopted into cfg;
+    cfg is validated again afterwards."""
+    checkpoint = required_checkpoint(cfg.get("ckpt_path"), task)
+    adopt_checkpoint_config(cfg, checkpoint, top_level)
     validate_config(cfg)
     return checkpoint

@@ -39,12 +39,18 @@ def test_colorization_pipeline_through_the_cli(tmp_path: Path):
     _ok(run_cli([*infer, f"hydra.run.dir={tmp_path / 'single'}", f"task.input_image={sar[0]}", "task.region=arctic",
                  "task.season=winter", f"task.output_path={tmp_path / 'one.png'}"], tmp_path))
     assert (tmp_path / "one.png").is_file()
+    # nothing repeated: the LDM run's config beside the checkpoint gives the rest, the same image comes out
+    bare = [f"ckpt_path={tmp_path / 'ldm/checkpoints/last.ckpt'}", "task=colorize", "task.num_inference_steps=4"]
+    _ok(run_cli([*bare, f"hydra.run.dir={tmp_path / 'bare'}", f"task.input_image={sar[0]}", "task.region=arctic",
+                 "task.season=winter", f"task.output_path={tmp_path / 'bare.png'}"], tmp_path))
+    assert (tmp_path / "bare.png").read_bytes() == (tmp_path / "one.png").read_bytes()
 
     (tmp_path / "inputs").mkdir()
     for file in sar[:2]:
         (tmp_path / "inputs" / file.name).write_bytes(file.read_bytes())
-    _ok(run_cli([*infer, f"hydra.run.dir={tmp_path / 'batch'}", "task.mode=batch", f"task.input_dir={tmp_path / 'inputs'}",
-                 "task.regions=[arctic,tropical]", "task.seasons=[winter,summer]", "sampler=dpm_solver_latent"], tmp_path))
+    _ok(run_cli([*bare, f"hydra.run.dir={tmp_path / 'batch'}", "task.mode=batch", f"task.input_dir={tmp_path / 'inputs'}",
+                 "task.regions=[arctic,tropical]", "task.seasons=[winter,summer]", "+sampler=dpm_solver_latent"],
+                tmp_path))
     written = sorted(p.name for p in (tmp_path / "batch/generated_images").glob("*.png"))
     assert len(written) == 2 * 4 + 2 and f"{sar[0].stem}_tropical_summer.png" in written
 

@@ -5,7 +5,7 @@
 Rows: the per-pixel linear least-squares baseline (fitted in closed form on the training split, see
 sarexp.models.linear_spectral), then one row per trained run: the network of RUN_DIR/.hydra/config.yaml
 with the weights of its best checkpoint (state-dict entries under PREFIX, default ``net.``; e.g.
-``generator_ema.`` for a GAN's EMA generator). Whole validation images go through each model; MRAE, RMSE,
+``ema_generator.`` for a GAN's EMA generator). Whole validation images go through each model; MRAE, RMSE,
 PSNR and SAM are per image on the centre crop and averaged (sarexp.metrics.spectral); G-MACs at 1×3×256×256
 come from torch.utils.flop_counter. Without --root the default synthetic data (conf/data/arad1k.yaml) is
 generated into a temporary directory.
@@ -22,6 +22,7 @@ from omegaconf import OmegaConf
 from torch.utils.flop_counter import FlopCounterMode
 
 from sarexp.config.locate import config_dir
+from sarexp.config.model_options import network_node
 from sarexp.data.arad import ARADDataModule
 from sarexp.metrics.spectral import spectral_metrics, whole_image_forward
 from sarexp.models.linear_spectral import LinearSpectralMap
@@ -41,7 +42,7 @@ def trained_model(spec: str) -> tuple[str, torch.nn.Module]:
     run_dir, _, prefix = rest.partition(":")
     run = Path(run_dir)
     cfg = OmegaConf.load(run / ".hydra" / "config.yaml")
-    model = instantiate(cfg.model, _convert_="object")
+    model = instantiate(network_node(cfg.model), _convert_="object")  # without sarexp's model.compile
     checkpoints = sorted((run / "checkpoints").glob("best*.ckpt")) or [run / "checkpoints" / "last.ckpt"]
     state = torch.load(checkpoints[-1], map_location="cpu", weights_only=True)["state_dict"]
     prefix = prefix or "net."

@@ -26,6 +26,7 @@ TINY = [
     "system.metrics.crop_border=4",
     "system.n_critic=2",
     "trainer.max_steps=6",
+    "trainer.val_check_interval=2",
     "callbacks.periodic_checkpoint.every_n_train_steps=2",
     "callbacks.periodic_checkpoint.save_top_k=2",
     "callbacks.progress_bar=null",

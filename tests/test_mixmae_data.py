@@ -27,6 +27,7 @@ from sarexp.data.synthetic.bigearthnet import synthetic_patch, v2_folder
 from sarexp.data.synthetic.land_cover import CLASS_BACKSCATTER_DB, CLASS_FREQUENCY, speckled_intensity
 from sarexp.data.synthetic.sen12flood import folder_series, pair_indices
 from sarexp.errors import ConfigError, DataError
+from dataset_dirs import published
 
 TINY = {"patches": {"train": 6, "validation": 3, "test": 4}}
 BEN_MODULES = {
@@ -155,7 +156,7 @@ def test_generation_is_seeded_and_atomic(tmp_path):
         _ben("benv2", root).prepare_data()
     first, second = (pd.read_parquet(root / "metadata.parquet") for root in (tmp_path / "a", tmp_path / "b"))
     pd.testing.assert_frame_equal(first, second)
-    assert sorted(path.name for path in tmp_path.iterdir()) == ["a", "b"]  # no staging directory left behind
+    assert published(tmp_path) == ["a", "b"]  # no staging directory left behind
     other = BigEarthNetV2DataModule(str(tmp_path / "c"), simulator={**TINY, "seed": 1})
     other.prepare_data()
     assert pd.read_parquet(tmp_path / "c" / "metadata.parquet")["s1_name"].tolist() != first["s1_name"].tolist()

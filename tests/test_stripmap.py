@@ -17,6 +17,7 @@ from sarexp.data.synthetic.stripmap import (
     write_synthetic_dataset,
 )
 from sarexp.errors import ConfigError
+from dataset_dirs import published
 
 UNIFORM = RadarParameters(antenna_weighting=False)
 SMALL = dict(n_azimuth=192, n_range=40, scenes={"training": 2, "validation": 1}, chunks=(64, 16), point_targets=3)
@@ -126,7 +127,7 @@ def _arrays(root: Path) -> dict[str, np.ndarray]:
 
 def test_written_layout_arrays_and_attributes(tmp_path):
     root = write_synthetic_dataset(tmp_path / "dataset", seed=3, **SMALL)
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["dataset"]  # no staging directory left behind
+    assert published(tmp_path) == ["dataset"]  # no staging directory left behind
     assert sorted(p.name for p in root.iterdir()) == ["training", "validation"]
     assert sorted(p.name for p in (root / "training").iterdir()) == ["scene_000.zarr", "scene_001.zarr"]
     group = zarr.open_group(root / "validation" / "scene_000.zarr", mode="r")
@@ -181,5 +182,5 @@ def test_losing_a_concurrent_write_keeps_the_winners_dataset(tmp_path, monkeypat
     monkeypatch.setattr(stripmap, "_write_scene", write_scene_while_another_process_publishes)
     with pytest.raises(FileExistsError):
         write_synthetic_dataset(root, seed=1, **SMALL)
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["dataset"]
+    assert published(tmp_path) == ["dataset"]
     assert zarr.open_group(root / "training" / "scene_000.zarr", mode="r").attrs["seed"][0] == 9

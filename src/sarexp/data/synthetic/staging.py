@@ -41,18 +41,31 @@ def write_atomically(root: Path, fill: Callable[[Path], None]) -> Path:
         return _stage_and_publish(root, fill)
 
 
+_HELD: set[Path] = set()  # roots whose lock this process holds: flock on a second descriptor would wait forever
+
+
 @contextmanager
 def generation_lock(root: Path) -> Iterator[None]:
-    """Exclusive lock on ``.<root name>.lock`` beside ``root`` (released by the OS if the holder dies)."""
+    """Exclusive lock on ``.<root name>.lock`` beside ``root`` (released by the OS if the holder dies).
+
+    Re-entrant within a process: a generator that, while holding it, publishes the same root again (as a
+    callback or a test may) goes on, and the rename race in ``_stage_and_publish`` decides, as between processes.
+    """
+    key = root.resolve()
+    if key in _HELD:
+        yield
+        return
     with open(root.parent / f".{root.name}.lock", "a") as handle:
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             log.info("waiting for another process that is generating %s", root)
             fcntl.flock(handle, fcntl.LOCK_EX)
+        _HELD.add(key)
         try:
             yield
         finally:
+            _HELD.discard(key)
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 

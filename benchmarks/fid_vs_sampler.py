@@ -7,13 +7,17 @@
         [--override data.root=/data/TenGeoP-SARwv data.synthetic=false] [--output rows.json]
 
 Samplers are NAME:STEPS (`full` = the T training steps): ``ddpm`` ancestral (respaced), ``ddim`` (η = 0),
-``ddim1`` (η = 1), ``dpmpp`` DPM-Solver++(2M), ``sde`` DPM-Solver++(2M) SDE, ``sde1`` its first order,
+``ddim1`` (η = 1), ``dpmpp`` DPM-Solver++(2M), ``sde`` DPM-Solver++(2M) SDE (logSNR grid), ``sde1`` its first
+order, ``sdeu`` the SDE solver on a grid uniform in t,
 ``karras`` Karras et al. 2022 churn + Heun (STEPS grid points = 2·STEPS − 1 evaluations). Per seed every sampler
 starts from the same noise and balanced class labels; the floor is the FID of as many real training images
 (drawn with that seed) against the real test split. Prints one row per sampler: NFE, FID mean ± std over the
 seeds, FID / FID of the first sampler (the reference, e.g. ddpm:full), precision, recall, class recognition,
 γ₁ gen/real (lag-1 semivariogram ratio: speckle). Needs as many real test images as samples for the FID to
 mean something: `--override` sets config keys of the run (e.g. a bigger synthetic test split in another root).
+With `--output`, every row is written as soon as it is measured and rows already in that file are kept and not
+measured again, so a long run can be resumed or extended (e.g. a slow reference on one more seed). On a CPU,
+`--batch-size 50` is faster per image than 500 for the 32 px model (7.7 against 14 ms per image and evaluation).
 """
 
 import argparse
@@ -44,6 +48,7 @@ BUILDERS = {
     "dpmpp": lambda steps: DPMSolverSampler(steps=steps, order=2),
     "sde": lambda steps: DPMSolverSDESampler(steps=steps, order=2),
     "sde1": lambda steps: DPMSolverSDESampler(steps=steps, order=1),
+    "sdeu": lambda steps: DPMSolverSDESampler(steps=steps, order=2, spacing="uniform"),
     "karras": lambda steps: KarrasStochasticSampler(steps=steps),
 }
 
@@ -98,14 +103,18 @@ def main() -> None:
     if len(real) < args.num_samples or len(train) < args.num_samples:
         print("warning: fewer real images than samples; the FID floor below is what this size allows", flush=True)
 
-    rows = []
+    rows = json.loads(args.output.read_text()) if args.output and args.output.exists() else []
+    done = {(row["sampler"], row["seed"]) for row in rows}
     for seed in args.seeds:
         pick = np.random.default_rng(seed).permutation(len(train))[: min(args.num_samples, len(train))]
-        rows.append({"sampler": "real (train vs test)", "seed": seed, "nfe": 0, "seconds": 0.0,
-                     "fid": feature_frechet_distance(train_features[pick], real_features)})
+        if ("real (train vs test)", seed) not in done:
+            rows.append({"sampler": "real (train vs test)", "seed": seed, "nfe": 0, "seconds": 0.0,
+                         "fid": feature_frechet_distance(train_features[pick], real_features)})
         noise = torch.randn((args.num_samples, net.in_channels, net.image_size, net.image_size),
                             generator=torch.Generator().manual_seed(seed))
         for spec in args.samplers:
+            if (spec, seed) in done:
+                continue
             sampler = make_sampler(spec, system.diffusion.num_timesteps)
             torch.manual_seed(seed)
             started = time.perf_counter()
@@ -116,21 +125,31 @@ def main() -> None:
             rows.append(row)
             print(f"seed {seed} {spec:<12} NFE {row['nfe']:>5}  FID {row['fid']:8.2f}  "
                   f"{row['seconds']:7.1f} s", flush=True)
-    summary(rows, args.samplers)
-    if args.output:
-        args.output.write_text(json.dumps(rows, indent=2))
+            if args.output:
+                save(rows, args.output)
+    summary(rows, list(dict.fromkeys([*args.samplers, *(row["sampler"] for row in rows)])))
+
+
+def save(rows: list[dict], path: Path) -> None:
+    """Write the rows measured so far, atomically (a killed run leaves the last complete file)."""
+    temporary = path.with_name(path.name + ".tmp")
+    temporary.write_text(json.dumps(rows, indent=2))
+    temporary.replace(path)
 
 
 def summary(rows: list[dict], order: list[str]) -> None:
-    names = ["real (train vs test)", *order]
+    """One line per sampler (the reference: the first of `order`); seeds: how many seeds its row averages."""
+    names = ["real (train vs test)", *(name for name in order if name != "real (train vs test)")]
     reference = np.mean([row["fid"] for row in rows if row["sampler"] == order[0]])
-    print(f"\n{'sampler':<22}{'NFE':>6}{'FID mean':>10}{'± std':>8}{'/ ref':>7}{'prec':>6}{'rec':>6}{'class':>7}"
-          f"{'γ₁ ratio':>10}{'s/seed':>8}")
+    print(f"\n{'sampler':<22}{'NFE':>6}{'seeds':>6}{'FID mean':>10}{'± std':>8}{'/ ref':>7}{'prec':>6}{'rec':>6}"
+          f"{'class':>7}{'γ₁ ratio':>10}{'s/seed':>8}")
     for name in names:
         picked = [row for row in rows if row["sampler"] == name]
+        if not picked:
+            continue
         fids = np.array([row["fid"] for row in picked])
         mean = lambda key: float(np.mean([row.get(key, np.nan) for row in picked]))  # noqa: E731
-        print(f"{name:<22}{picked[0]['nfe']:>6}{fids.mean():>10.2f}{fids.std(ddof=1) if len(fids) > 1 else 0:>8.2f}"
+        print(f"{name:<22}{picked[0]['nfe']:>6}{len(fids):>6}{fids.mean():>10.2f}{fids.std(ddof=1) if len(fids) > 1 else 0:>8.2f}"
               f"{fids.mean() / reference:>7.2f}{mean('precision'):>6.2f}{mean('recall'):>6.2f}"
               f"{mean('class_recognition'):>7.2f}{mean('gamma1_ratio'):>10.2f}{mean('seconds'):>8.1f}")
 

@@ -9,7 +9,8 @@ its cross-attention on the prompt.
   A one-channel condition is repeated to the VAE's input channels.
 - Classifier-free guidance: each prompt is replaced by the null prompt (the encoding of "") with probability
   `prompt_dropout`; `train/prompt_dropped` logs the observed fraction.
-- Loss: the ε-MSE of the process (the seed's mse_loss_weight scales it); the frozen encoders are kept in the
+- Loss: the ε-MSE of the process (the seed's mse_loss_weight scales it), optionally weighted per timestep by
+  Min-SNR-γ (`snr_gamma`, :mod:`sarexp.diffusion.loss_weights`); the frozen encoders are kept in the
   checkpoint, so a checkpoint alone colorizes. EMA of the UNet as in the PDM system (`ema_net`).
 """
 
@@ -24,6 +25,7 @@ from torch.optim import Optimizer
 from sarexp.diffusion.gaussian import GaussianDiffusion, ModelFn
 from sarexp.diffusion.guidance import guided_model_fn
 from sarexp.diffusion.img2img import img2img
+from sarexp.diffusion.loss_weights import min_snr_weights
 from sarexp.diffusion.samplers import Sampler
 from sarexp.diffusion.timestep_samplers import create_timestep_sampler
 from sarexp.errors import ConfigError, DataError, TrainingError
@@ -51,6 +53,7 @@ class LatentDiffusionSystem(pl.LightningModule):
         ema_decay: float = 0.9999,
         ema_warmup: bool = True,
         schedule_sampler: str = "uniform",
+        snr_gamma: float | None = None,
         target_key: str = "optical",
         condition_key: str = "sar",
         prompt_key: str = "prompt",
@@ -72,6 +75,9 @@ class LatentDiffusionSystem(pl.LightningModule):
         self.optimizer_factory = optimizer
         self.scheduler_factory = scheduler
         self.timestep_sampler = create_timestep_sampler(schedule_sampler, diffusion.num_timesteps)
+        if snr_gamma is not None and snr_gamma <= 0:
+            raise ConfigError(f"system.snr_gamma must be > 0 (Min-SNR-γ; 5 in the paper) or null, got {snr_gamma}")
+        self.snr_gamma = snr_gamma
         self.prompt_dropout = prompt_dropout
         self.mse_loss_weight = mse_loss_weight
         self.ema_decay, self.ema_warmup = ema_decay, ema_warmup
@@ -109,6 +115,8 @@ class LatentDiffusionSystem(pl.LightningModule):
         fn = self._model_fn(condition_latent, context)
         terms = self.diffusion.training_losses(fn, latents, t)
         self.timestep_sampler.update(self._gathered(t), self._gathered(terms["loss"].detach()))
+        if self.snr_gamma is not None:
+            weights = weights * min_snr_weights(self.diffusion, t, self.snr_gamma).to(weights)
         loss = self.mse_loss_weight * (terms["loss"] * weights).mean()
         if not torch.isfinite(loss):
             raise TrainingError(f"non-finite training loss ({loss.item()}) at step {self.global_step}; lower optimizer.lr")

@@ -3,8 +3,9 @@
 
     python benchmarks/colorization.py [--preset cpu|paper] [--batch 4] [--device cpu] [--threads 1]
 
-`cpu`: the CPU-sized defaults of colorization_clip / colorization_vae / colorization_ldm at 64 px; `paper`: the
-seed's sizes (860 M-parameter UNet, width-768 text encoder, Stable Diffusion's VAE, 256 px; a GPU job).
+`cpu`: the models of experiment=colorization_clip / colorization_vae / colorization_ldm as configured (64 px);
+`paper`: of their _paper presets, the seed's sizes (860 M-parameter UNet, width-768 text encoder, Stable
+Diffusion's VAE, 256 px; a GPU job).
 Random weights: speed does not depend on them. A training step is forward + backward + AdamW step (the frozen
 encoders run forward only); peak memory is torch's allocator peak on CUDA, the process's peak RSS on a CPU.
 Colorization runs img2img at strength 0.8 (⌊0.8·steps⌋ UNet calls, two branches batched by guidance 7.5).
@@ -16,9 +17,15 @@ import time
 from functools import partial
 
 import torch
-from diffusers import AutoencoderKL
+from hydra import compose, initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
+from hydra.utils import instantiate
+from omegaconf import DictConfig
 from transformers import CLIPTextModel
 
+from sarexp.config.locate import config_dir
+from sarexp.config.model_options import network_node
+from sarexp.config.schema import register_schema
 from sarexp.diffusion.gaussian import gaussian_diffusion
 from sarexp.diffusion.samplers import DDIMSampler, DPMSolverSampler
 from sarexp.models.colorization.text import clip_text_config
@@ -27,34 +34,33 @@ from sarexp.models.ldm_unet import ldm_unet
 from sarexp.systems.latent_diffusion import LatentDiffusionSystem
 from sarexp.systems.latent_encoders import FrozenEncoders
 
-PRESETS = {
-    "cpu": {"pixels": 64, "text": {"hidden_size": 128, "num_hidden_layers": 2, "num_attention_heads": 4,
-                                   "max_position_embeddings": 32},
-            "vae": {"block_out_channels": (32, 64, 64, 64), "layers_per_block": 1},
-            "unet": {"block_out_channels": [32, 64], "down_block_types": ["CrossAttnDownBlock2D", "DownBlock2D"],
-                     "up_block_types": ["UpBlock2D", "CrossAttnUpBlock2D"], "layers_per_block": 1,
-                     "attention_head_dim": 4, "norm_num_groups": 16}},
-    "paper": {"pixels": 256, "text": {"hidden_size": 768, "num_hidden_layers": 12, "num_attention_heads": 12,
-                                      "max_position_embeddings": 77},
-              "vae": {"block_out_channels": (128, 256, 512, 512), "layers_per_block": 2},
-              "unet": {"block_out_channels": [320, 640, 1280, 1280],
-                       "down_block_types": ["CrossAttnDownBlock2D"] * 3 + ["DownBlock2D"],
-                       "up_block_types": ["UpBlock2D"] + ["CrossAttnUpBlock2D"] * 3, "layers_per_block": 2,
-                       "attention_head_dim": 8, "norm_num_groups": 32}},
-}
+EXPERIMENTS = {"cpu": "", "paper": "_paper"}  # the suffix of the colorization_* experiment names
+
+
+def preset_configs(preset: str) -> dict[str, DictConfig]:
+    """The model configs of colorization_clip/vae/ldm (or their _paper presets), composed as a run would."""
+    register_schema()
+    configs = {}
+    for stage in ("clip", "vae", "ldm"):
+        GlobalHydra.instance().clear()
+        with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
+            configs[stage] = compose("config", overrides=[f"experiment=colorization_{stage}{EXPERIMENTS[preset]}"])
+    return configs
+
+
 PROMPTS = [f"Colorize the image, Region: {r}, Season: {s}" for r in ("tropical", "temperate", "arctic")
            for s in ("winter", "spring", "summer", "autumn")]
 
 
-def build(preset: dict, device: torch.device) -> LatentDiffusionSystem:
-    text = preset["text"]
-    tokenizer = PromptTokenizer.from_corpus(PROMPTS, text["max_position_embeddings"])
-    text_model = CLIPTextModel(clip_text_config(vocab_size=64, **text))
-    vae = AutoencoderKL(in_channels=3, out_channels=3, latent_channels=4, down_block_types=("DownEncoderBlock2D",) * 4,
-                        up_block_types=("UpDecoderBlock2D",) * 4, norm_num_groups=32, sample_size=preset["pixels"],
-                        **preset["vae"])
-    unet = ldm_unet(in_channels=8, out_channels=4, cross_attention_dim=text["hidden_size"],
-                    sample_size=preset["pixels"] // 8, **preset["unet"])
+def build(configs: dict[str, DictConfig], device: torch.device) -> LatentDiffusionSystem:
+    text = configs["clip"].model.text
+    tokenizer = PromptTokenizer.from_corpus(PROMPTS, text.max_position_embeddings)
+    text_model = CLIPTextModel(clip_text_config(
+        vocab_size=64, hidden_size=text.hidden_size, max_position_embeddings=text.max_position_embeddings,
+        num_attention_heads=text.num_attention_heads, num_hidden_layers=text.num_hidden_layers,
+        intermediate_size=text.intermediate_size))
+    vae = instantiate(network_node(configs["vae"].model))
+    unet = instantiate(network_node(configs["ldm"].model))
     system = LatentDiffusionSystem(unet, gaussian_diffusion(1000, "scaled_linear"), partial(torch.optim.AdamW, lr=1e-4),
                                    None, None, encoders=FrozenEncoders(tokenizer, text_model, vae))
     return system.to(device)
@@ -99,7 +105,7 @@ def train_steps(system: LatentDiffusionSystem, data: dict, device: torch.device,
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--preset", choices=sorted(PRESETS), default="cpu")
+    parser.add_argument("--preset", choices=sorted(EXPERIMENTS), default="cpu")
     parser.add_argument("--batch", type=int, default=4)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--threads", type=int, default=1)
@@ -108,12 +114,13 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     device = torch.device(args.device)
-    preset = PRESETS[args.preset]
-    system = build(preset, device)
+    configs = preset_configs(args.preset)
+    pixels = int(configs["ldm"].data.image_size)
+    system = build(configs, device)
     unet_params = sum(p.numel() for p in system.net.parameters()) / 1e6
-    data = batch(args.batch, preset["pixels"], device)
+    data = batch(args.batch, pixels, device)
     step = train_steps(system.train(), data, device, args.repeats, args.amp)
-    print(f"preset {args.preset}: UNet {unet_params:.2f} M parameters, {preset['pixels']} px, batch {args.batch}, "
+    print(f"preset {args.preset}: UNet {unet_params:.2f} M parameters, {pixels} px, batch {args.batch}, "
           f"{device}, {args.threads} thread(s), amp={args.amp}")
     print(f"training step: {step * 1000:.1f} ms, peak memory {peak_memory_mib(device):.0f} MiB")
     print(f"{'sampler':<22}{'steps':>6}{'UNet calls':>12}{'images/s':>10}")

@@ -152,6 +152,21 @@ def test_a_max_steps_stop_inside_an_epoch_validates_first(tmp_path):
     assert isinstance(float(best_score([ValidateBeforeStop()])), float)
 
 
+def test_a_last_epoch_off_the_validation_interval_validates(tmp_path):
+    def validated_epochs(callbacks: list) -> list[int]:
+        checkpoint = ModelCheckpoint(dirpath=tmp_path, monitor="val/loss", save_top_k=-1,
+                                     filename="{epoch}")
+        _trainer([*callbacks, checkpoint], max_epochs=7, check_val_every_n_epoch=3).fit(
+            _Regression(), _data(8), _data(4))
+        epochs = sorted(int(path.stem.split("=")[1]) for path in tmp_path.glob("epoch=*.ckpt"))
+        for path in tmp_path.glob("epoch=*.ckpt"):
+            path.unlink()
+        return epochs
+
+    assert validated_epochs([]) == [2, 5]  # Lightning alone: the last epoch (6) ends unvalidated
+    assert validated_epochs([ValidateBeforeStop()]) == [2, 5, 6]
+
+
 def test_a_max_time_stop_inside_an_epoch_validates_first(tmp_path):
     class Slow(_Regression):
         def training_step(self, batch: torch.Tensor, batch_idx: int) -> torch.Tensor:

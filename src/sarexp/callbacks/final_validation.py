@@ -1,10 +1,13 @@
-"""Validate once when training stops mid-epoch on `trainer.max_steps`, so the monitored metric, the best
-checkpoint and the value returned to a sweeper exist.
+"""Validate once before training ends without a validation, so the monitored metric, the best checkpoint, the
+last checkpoint saved at validation end and the value returned to a sweeper exist.
 
-Lightning validates at the end of an epoch (or every `val_check_interval`); a run that reaches `max_steps`
-inside an epoch simply ends, without any validation. Lightning does validate after a batch when
-`trainer.should_stop` is set (early stopping; the `max_time` Timer sets it too), so this callback sets it on the
-batch that reaches `max_steps`.
+Two ways a run can end unvalidated in Lightning:
+- it reaches `trainer.max_steps` inside an epoch and simply ends. Lightning does validate after a batch when
+  `trainer.should_stop` is set (early stopping; the `max_time` Timer sets it too), so this callback sets it on
+  the batch that reaches `max_steps`;
+- its last epoch is not a multiple of `trainer.check_val_every_n_epoch` (e.g. 35 epochs, every 5: the last
+  validation is after epoch 34 of 35 → after epoch 35 of 37 none). At the start of that last epoch this callback
+  lowers the interval to 1 for the rest of the run, so the epoch ends with a validation.
 """
 
 from typing import Any
@@ -18,3 +21,9 @@ class ValidateBeforeStop(Callback):
         max_steps = trainer.max_steps
         if max_steps is not None and max_steps >= 0 and trainer.global_step >= max_steps:
             trainer.should_stop = True
+
+    def on_train_epoch_start(self, trainer: pl.Trainer, *args: Any) -> None:
+        every, max_epochs = trainer.check_val_every_n_epoch, trainer.max_epochs
+        if (every is not None and every > 1 and max_epochs is not None and max_epochs > 0
+                and trainer.current_epoch == max_epochs - 1 and max_epochs % every):
+            trainer.check_val_every_n_epoch = 1

@@ -30,7 +30,6 @@ from sarexp.diffusion.gaussian import gaussian_diffusion
 from sarexp.diffusion.samplers import DDIMSampler, DPMSolverSampler
 from sarexp.models.colorization.text import clip_text_config
 from sarexp.models.colorization.tokenizer import PromptTokenizer
-from sarexp.models.ldm_unet import ldm_unet
 from sarexp.systems.latent_diffusion import LatentDiffusionSystem
 from sarexp.systems.latent_encoders import FrozenEncoders
 

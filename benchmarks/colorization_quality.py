@@ -15,7 +15,6 @@ real optical patches (season recognition of the truth).
 
 import argparse
 import json
-import os
 import subprocess
 import sys
 import time
@@ -35,7 +34,7 @@ def run_stage(name: str, out: Path, overrides: list[str]) -> Path:
     started = time.perf_counter()
     print(f"[{name}] {' '.join(command[2:])}", flush=True)
     with open(out / f"{name}.log", "w") as log:
-        result = subprocess.run(command, stdout=log, stderr=subprocess.STDOUT, env=os.environ.copy())
+        result = subprocess.run(command, stdout=log, stderr=subprocess.STDOUT)
     if result.returncode != 0:
         raise SystemExit(f"stage {name} failed (exit {result.returncode}); see {out / f'{name}.log'}")
     print(f"[{name}] {time.perf_counter() - started:.0f} s", flush=True)

@@ -5,9 +5,9 @@ Two ways a run can end unvalidated in Lightning:
 - it reaches `trainer.max_steps` inside an epoch and simply ends. Lightning does validate after a batch when
   `trainer.should_stop` is set (early stopping; the `max_time` Timer sets it too), so this callback sets it on
   the batch that reaches `max_steps`;
-- its last epoch is not a multiple of `trainer.check_val_every_n_epoch` (e.g. 35 epochs, every 5: the last
-  validation is after epoch 34 of 35 → after epoch 35 of 37 none). At the start of that last epoch this callback
-  lowers the interval to 1 for the rest of the run, so the epoch ends with a validation.
+- `trainer.max_epochs` is not a multiple of `trainer.check_val_every_n_epoch` (37 epochs validated every 5:
+  the last validation follows epoch 35, epochs 36–37 end unvalidated). At the start of the last epoch this
+  callback lowers the interval to 1 for the rest of the run, so that epoch ends with a validation.
 """
 
 from typing import Any

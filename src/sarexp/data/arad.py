@@ -32,7 +32,7 @@ from sarexp.data.arad_files import (
     read_split,
     rgb_files,
 )
-from sarexp.data.resumable import ResumableDataLoader
+from sarexp.data.resumable import split_loader
 from sarexp.data.sar_patches import check_positive, plain, simulator_arguments
 from sarexp.data.synthetic.arad import write_arad
 from sarexp.data.synthetic.staging import is_missing_or_empty
@@ -157,10 +157,8 @@ class ARADDataModule(LightningDataModule):
     def _loader(self, split: str, batch_size: int, shuffle: bool) -> DataLoader:
         if split not in self.datasets:
             raise RuntimeError(f"ARADDataModule.setup() must run before the {split} dataloader is requested")
-        loader = ResumableDataLoader if shuffle else DataLoader  # training: resumable mid-epoch
-        return loader(self.datasets[split], batch_size=batch_size, shuffle=shuffle,
-                      num_workers=self.num_workers, pin_memory=self.pin_memory,
-                      persistent_workers=self.num_workers > 0)
+        return split_loader(self.datasets[split], batch_size=batch_size, train=shuffle,
+                            num_workers=self.num_workers, pin_memory=self.pin_memory)
 
     def train_dataloader(self) -> DataLoader:
         return self._loader("train", self.batch_size, shuffle=True)

@@ -27,7 +27,7 @@ from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 
 from sarexp.data.colorization_csv import PairRecord, read_records
-from sarexp.data.resumable import ResumableDataLoader
+from sarexp.data.resumable import split_loader
 from sarexp.data.sar_patches import plain, simulator_arguments
 from sarexp.data.synthetic.colorization import REGIONS, SEASONS, write_colorization_dataset
 from sarexp.data.synthetic.staging import is_missing_or_empty
@@ -200,9 +200,8 @@ class ColorizationDataModule(LightningDataModule):
     def _loader(self, split: str, batch_size: int, shuffle: bool) -> DataLoader:
         if split not in self.datasets:
             raise RuntimeError("ColorizationDataModule.setup() must run before its dataloaders are requested")
-        loader = ResumableDataLoader if shuffle else DataLoader  # training: resumable mid-epoch
-        return loader(self.datasets[split], batch_size=batch_size, shuffle=shuffle, num_workers=self.num_workers,
-                      pin_memory=self.pin_memory, persistent_workers=self.num_workers > 0)
+        return split_loader(self.datasets[split], batch_size=batch_size, train=shuffle,
+                            num_workers=self.num_workers, pin_memory=self.pin_memory)
 
     def train_dataloader(self) -> DataLoader:
         return self._loader("train", self.batch_size, shuffle=True)

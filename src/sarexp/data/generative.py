@@ -22,7 +22,7 @@ import torch.nn.functional as F
 from lightning.pytorch import LightningDataModule
 from torch.utils.data import DataLoader, Dataset
 
-from sarexp.data.resumable import ResumableDataLoader
+from sarexp.data.resumable import split_loader
 from sarexp.data.scaling import ImageScaling, ScalingMode
 from sarexp.data.synthetic.staging import is_missing_or_empty
 from sarexp.errors import ConfigError, DataError
@@ -170,17 +170,8 @@ class ImageDataModule(LightningDataModule, ABC):
             self._dataset("test")
 
     def _loader(self, split: str, batch_size: int, shuffle: bool) -> DataLoader:
-        workers = self.num_workers > 0
-        loader = ResumableDataLoader if shuffle else DataLoader  # training: resumable mid-epoch
-        return loader(
-            self._dataset(split),
-            batch_size=batch_size,
-            shuffle=shuffle,
-            num_workers=self.num_workers,
-            pin_memory=self.pin_memory,
-            persistent_workers=self.persistent_workers and workers,
-            drop_last=False,
-        )
+        return split_loader(self._dataset(split), batch_size=batch_size, train=shuffle, num_workers=self.num_workers,
+                            pin_memory=self.pin_memory, persistent_workers=self.persistent_workers)
 
     def train_dataloader(self) -> DataLoader:
         return self._loader("train", self.batch_size, shuffle=True)

@@ -15,7 +15,7 @@ from collections.abc import Iterator, Sized
 from typing import Any
 
 import torch
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, Dataset
 
 
 class _Plan:
@@ -107,3 +107,23 @@ def _sampler_with_epoch(index_sampler: Any) -> Any:
     """The sampler that knows the epoch: the batch sampler's sampler, or the sampler itself."""
     inner = getattr(index_sampler, "sampler", None)
     return inner if isinstance(inner, Sized) or hasattr(inner, "set_epoch") else index_sampler
+
+
+def split_loader(
+    dataset: Dataset,
+    *,
+    batch_size: int,
+    train: bool,
+    num_workers: int,
+    pin_memory: bool,
+    persistent_workers: bool = True,
+    **options: Any,
+) -> DataLoader:
+    """The loader of one split for a datamodule: the training loader shuffles (unless `options` bring a
+    sampler) and resumes mid-epoch; evaluation loaders are plain DataLoaders in dataset order."""
+    if "sampler" not in options:
+        options["shuffle"] = train
+    loader = ResumableDataLoader if train else DataLoader
+    return loader(dataset, batch_size=batch_size, num_workers=num_workers, pin_memory=pin_memory,
+                  persistent_workers=persistent_workers and num_workers > 0, **options)
+

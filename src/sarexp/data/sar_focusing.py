@@ -33,7 +33,7 @@ import torch
 from lightning.pytorch import LightningDataModule
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-from sarexp.data.resumable import ResumableDataLoader
+from sarexp.data.resumable import split_loader
 from sarexp.data.sar_scenes import (
     FIX_HINT,
     SceneStore,
@@ -453,16 +453,15 @@ class SARFocusingDataModule(LightningDataModule):
             num_workers=self.num_workers,
             mix_blocks=self.mix_blocks if shuffle else 1,
         )
-        workers = self.num_workers > 0
-        loader = ResumableDataLoader if shuffle else DataLoader  # training: resumable mid-epoch
-        return loader(
+        return split_loader(
             dataset,
             batch_size=batch_size,
-            sampler=sampler,
+            train=shuffle,
             num_workers=self.num_workers,
             pin_memory=self.pin_memory,
-            persistent_workers=self.persistent_workers and workers,
-            multiprocessing_context=self.multiprocessing_context if workers else None,
+            persistent_workers=self.persistent_workers,
+            sampler=sampler,
+            multiprocessing_context=self.multiprocessing_context if self.num_workers > 0 else None,
         )
 
     def train_dataloader(self) -> DataLoader:

@@ -28,7 +28,7 @@ import torch.nn.functional as F
 from lightning.pytorch import LightningDataModule
 from torch.utils.data import ConcatDataset, DataLoader, Dataset
 
-from sarexp.data.resumable import ResumableDataLoader
+from sarexp.data.resumable import split_loader
 from sarexp.data.synthetic.staging import is_missing_or_empty
 from sarexp.errors import ConfigError, DataError
 
@@ -180,17 +180,8 @@ class SARPatchDataModule(LightningDataModule, ABC):
     def _loader(self, split: str, batch_size: int, shuffle: bool) -> DataLoader:
         if split not in self.datasets:
             raise RuntimeError(f"{type(self).__name__}.setup() must run before the {split} dataloader is requested")
-        workers = self.num_workers > 0
-        loader = ResumableDataLoader if shuffle else DataLoader  # training: resumable mid-epoch
-        return loader(
-            self.datasets[split],
-            batch_size=batch_size,
-            shuffle=shuffle,
-            num_workers=self.num_workers,
-            pin_memory=self.pin_memory,
-            drop_last=self.drop_last and shuffle,
-            persistent_workers=workers,
-        )
+        return split_loader(self.datasets[split], batch_size=batch_size, train=shuffle, num_workers=self.num_workers,
+                            pin_memory=self.pin_memory, drop_last=self.drop_last and shuffle)
 
     def train_dataloader(self) -> DataLoader:
         return self._loader("train", self.batch_size, shuffle=True)

@@ -3,10 +3,11 @@
     python benchmarks/fid_vs_sampler.py --run-dir outputs/pdm_sar_lowres/runs/<…> \
         --extractor outputs/pdm_feature_extractor/runs/<…>/checkpoints/last.ckpt \
         --num-samples 500 --seeds 0 1 2 --device cuda --batch-size 500 \
-        --samplers ddpm:full ddpm:100 sde:10 sde:15 sde:25 karras:13 ddim1:25 dpmpp:20 \
+        --samplers ddpm:full ddpm:100 sde:25:quadratic sde:20:quadratic sde:25 ddim1:25 ddpm:25 karras:13 \
         [--override data.root=/data/TenGeoP-SARwv data.synthetic=false] [--output rows.json]
 
-Samplers are NAME:STEPS (`full` = the T training steps): ``ddpm`` ancestral (respaced), ``ddim`` (η = 0),
+Samplers are NAME:STEPS[:SPACING] (`full` = the T training steps; SPACING: uniform, quadratic, logsnr,
+trailing, else each sampler's default): ``ddpm`` ancestral (respaced), ``ddim`` (η = 0),
 ``ddim1`` (η = 1), ``dpmpp`` DPM-Solver++(2M), ``sde`` DPM-Solver++(2M) SDE (logSNR grid), ``sde1`` its first
 order, ``sdeu`` the SDE solver on a grid uniform in t,
 ``karras`` Karras et al. 2022 churn + Heun (STEPS grid points = 2·STEPS − 1 evaluations). Per seed every sampler
@@ -42,22 +43,23 @@ sys.path.insert(0, str(Path(__file__).parent))
 from fid_vs_steps import scores  # noqa: E402  (the per-sample-set metrics, shared with fid_vs_steps)
 
 BUILDERS = {
-    "ddpm": lambda steps: AncestralSampler(steps=steps),
-    "ddim": lambda steps: DDIMSampler(steps=steps, eta=0.0),
-    "ddim1": lambda steps: DDIMSampler(steps=steps, eta=1.0),
-    "dpmpp": lambda steps: DPMSolverSampler(steps=steps, order=2),
-    "sde": lambda steps: DPMSolverSDESampler(steps=steps, order=2),
-    "sde1": lambda steps: DPMSolverSDESampler(steps=steps, order=1),
-    "sdeu": lambda steps: DPMSolverSDESampler(steps=steps, order=2, spacing="uniform"),
-    "karras": lambda steps: KarrasStochasticSampler(steps=steps),
+    "ddpm": lambda steps, spacing: AncestralSampler(steps=steps, spacing=spacing or "uniform"),
+    "ddim": lambda steps, spacing: DDIMSampler(steps=steps, eta=0.0, spacing=spacing or "uniform"),
+    "ddim1": lambda steps, spacing: DDIMSampler(steps=steps, eta=1.0, spacing=spacing or "uniform"),
+    "dpmpp": lambda steps, spacing: DPMSolverSampler(steps=steps, order=2, spacing=spacing or "logsnr"),
+    "sde": lambda steps, spacing: DPMSolverSDESampler(steps=steps, order=2, spacing=spacing or "logsnr"),
+    "sde1": lambda steps, spacing: DPMSolverSDESampler(steps=steps, order=1, spacing=spacing or "logsnr"),
+    "sdeu": lambda steps, spacing: DPMSolverSDESampler(steps=steps, order=2, spacing=spacing or "uniform"),
+    "karras": lambda steps, spacing: KarrasStochasticSampler(steps=steps, spacing=spacing or "logsnr"),
 }
 
 
 def make_sampler(spec: str, total_steps: int) -> Sampler:
-    name, _, steps = spec.partition(":")
+    name, _, rest = spec.partition(":")
+    steps, _, spacing = rest.partition(":")
     if name not in BUILDERS or not steps:
-        raise SystemExit(f"--samplers {spec!r}: use NAME:STEPS with NAME in {', '.join(BUILDERS)}")
-    return BUILDERS[name](total_steps if steps == "full" else int(steps))
+        raise SystemExit(f"--samplers {spec!r}: use NAME:STEPS[:SPACING] with NAME in {', '.join(BUILDERS)}")
+    return BUILDERS[name](total_steps if steps == "full" else int(steps), spacing or None)
 
 
 @torch.no_grad()
@@ -75,17 +77,27 @@ def draw(system, sampler: Sampler, noise: torch.Tensor, labels: torch.Tensor | N
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--run-dir", type=Path, required=True, help="run directory of a pdm_* training run")
+    parser.add_argument("--run-dir", type=Path, help="run directory of a pdm_* training run")
     parser.add_argument("--checkpoint", type=Path, help="default: <run dir>/checkpoints/last.ckpt")
-    parser.add_argument("--extractor", type=Path, required=True, help="checkpoint of a pdm_feature_extractor run")
+    parser.add_argument("--extractor", type=Path, help="checkpoint of a pdm_feature_extractor run")
     parser.add_argument("--num-samples", type=int, default=500)
     parser.add_argument("--batch-size", type=int, default=250)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    parser.add_argument("--samplers", nargs="+", default=["ddpm:full", "sde:10", "sde:15", "sde:25", "karras:13"])
+    parser.add_argument("--samplers", nargs="+",
+                        default=["ddpm:full", "ddpm:100", "sde:25:quadratic", "sde:20:quadratic", "ddim1:25", "ddpm:25"])
     parser.add_argument("--override", nargs="*", default=[], help="KEY=VALUE config overrides of the run's config")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--output", type=Path, help="also write every (sampler, seed) row as JSON here")
+    parser.add_argument("--report", nargs="+", type=Path,
+                        help="measure nothing: print the table of the rows in these --output files (e.g. parts run "
+                             "on different machines); the reference is the first of --samplers")
     args = parser.parse_args()
+    if args.report:
+        rows = [row for path in args.report for row in json.loads(path.read_text())]
+        summary(rows, list(dict.fromkeys([*args.samplers, *(row["sampler"] for row in rows)])))
+        return
+    if args.run_dir is None or args.extractor is None:
+        parser.error("--run-dir and --extractor are required unless --report is given")
 
     cfg = OmegaConf.merge(OmegaConf.load(args.run_dir / ".hydra" / "config.yaml"), OmegaConf.from_dotlist(args.override))
     system = load_diffusion_system(cfg, args.checkpoint or args.run_dir / "checkpoints" / "last.ckpt")

@@ -108,16 +108,23 @@ def exact_variance_oracle(diffusion, kept):
     return model_fn
 
 
-def test_respaced_ancestral_sampling_with_the_exact_learned_variance_reproduces_the_data():
+@pytest.mark.parametrize("spacing", ["uniform", "quadratic", "logsnr"])
+def test_respaced_ancestral_sampling_with_the_exact_learned_variance_reproduces_the_data(spacing):
     diffusion = gaussian_diffusion(steps=1000, noise_schedule="linear", learn_sigma=True)
-    sampler = AncestralSampler(steps=20, clip_denoised=False)
-    kept = spaced_timesteps(diffusion.alphas_cumprod, 20)
+    sampler = AncestralSampler(steps=20, spacing=spacing, clip_denoised=False)
+    kept = spaced_timesteps(diffusion.alphas_cumprod, 20, spacing)
+    oracle, seen = exact_variance_oracle(diffusion, kept), []
+
+    def recording(x, t):
+        seen.append(int(t[0]))
+        return oracle(x, t)
+
     torch.manual_seed(2)
     noise = torch.randn(512, 1, 4, 4, dtype=torch.float64)
-    samples = sampler.sample(diffusion, exact_variance_oracle(diffusion, kept), noise)
+    samples = sampler.sample(diffusion, recording, noise)
     assert float(samples.mean()) == pytest.approx(MU, abs=0.01)
     assert float(samples.std()) == pytest.approx(S, rel=0.05)
-    assert sampler.last_nfe == 20
+    assert sampler.last_nfe == 20 and seen == kept[::-1]  # the network sees the spacing's original indices
 
 
 def test_learned_variance_model_samples_with_respacing():

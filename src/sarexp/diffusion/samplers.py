@@ -104,24 +104,25 @@ def _steps_bar(indices: list[int], progress: bool, name: str) -> "tqdm":
 
 
 class AncestralSampler(Sampler):
-    """DDPM: x_{t−1} ~ p(x_{t−1} | x_t), over all T steps or a respaced subset of `steps` (same variances rule,
-    recomputed for the respaced β's)."""
+    """DDPM: x_{t−1} ~ p(x_{t−1} | x_t), over all T steps or a respaced subset of `steps` chosen by `spacing`
+    (same variances rule, recomputed for the respaced β's)."""
 
     def __init__(
         self,
         steps: int | None = None,
+        spacing: str = "uniform",
         clip_denoised: bool = True,
         skip_clipped_steps: bool = True,
         min_alpha_bar: float = 0.0,
     ) -> None:
         super().__init__(clip_denoised, skip_clipped_steps, min_alpha_bar)
-        self.steps = steps
+        self.steps, self.spacing = steps, spacing
 
     def _run(
         self, diffusion: GaussianDiffusion, model_fn: ModelFn, noise: torch.Tensor, progress: bool
     ) -> torch.Tensor:
         if self.steps is not None and self.steps != diffusion.num_timesteps:
-            diffusion = diffusion.respaced(self.grid(diffusion, self.steps))
+            diffusion = diffusion.respaced(self.grid(diffusion, self.steps, self.spacing))
         x = noise
         for step in _steps_bar(list(reversed(range(diffusion.num_timesteps))), progress, "ddpm"):
             t = torch.full((x.shape[0],), step, device=x.device, dtype=torch.long)

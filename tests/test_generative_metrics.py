@@ -103,3 +103,21 @@ def test_feature_cnn_exposes_penultimate_features():
     features = network.features(batch)
     assert features.shape == (3, 12) and network(batch).shape == (3, 5)
     torch.testing.assert_close(network.head(features), network(batch))
+
+
+def test_real_training_images_come_back_the_same_whatever_the_global_rng(compose_config, tmp_path):
+    """The training loader shuffles: the real reference set (FID floor) must not depend on earlier draws."""
+    from sarexp.tasks.evaluate_generative import real_images
+
+    cfg = compose_config(["experiment=pdm_sar_lowres", "data.image_size=8", f"data.root={tmp_path / 'data'}",
+                          "data.generator.counts={train:6,val:1,test:1}", "data.batch_size=4"])
+    torch.manual_seed(1)
+    first, first_labels = real_images(cfg, "train", 20)
+    after = torch.rand(3)
+    torch.manual_seed(2)
+    second, second_labels = real_images(cfg, "train", 20)
+    assert first.shape == (20, 1, 8, 8) and np.array_equal(first, second)
+    assert np.array_equal(first_labels, second_labels) and len(set(first_labels.tolist())) > 1
+    torch.manual_seed(1)
+    real_images(cfg, "train", 20)
+    assert torch.equal(torch.rand(3), after)  # the global RNG is left as it was

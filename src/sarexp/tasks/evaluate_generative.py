@@ -56,7 +56,9 @@ def load_samples(path: Path, channels: int, image_size: int) -> tuple[np.ndarray
 
 
 def real_images(cfg: DictConfig, split: str, limit: int | None) -> tuple[np.ndarray, np.ndarray | None]:
-    """Up to ``limit`` images (and labels) of a split of the configured data module, in loader order."""
+    """Up to ``limit`` images (and labels) of a split of the configured data module, in loader order. The
+    training loader shuffles; its order is drawn from the config's `seed` (the global RNG untouched), so every
+    call returns the same images whatever was drawn before."""
     datamodule = build_datamodule(cfg)
     datamodule.prepare_data()
     datamodule.setup(None)
@@ -65,12 +67,14 @@ def real_images(cfg: DictConfig, split: str, limit: int | None) -> tuple[np.ndar
     if split not in loaders:
         raise ConfigError(f"task.split must be one of {sorted(loaders)}, got {split!r}")
     images, labels = [], []
-    for batch in loaders[split]():
-        images.append(batch["image"].numpy())
-        if "label" in batch:
-            labels.append(batch["label"].numpy())
-        if limit is not None and sum(len(chunk) for chunk in images) >= limit:
-            break
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(int(cfg.get("seed") or 0))
+        for batch in loaders[split]():
+            images.append(batch["image"].numpy())
+            if "label" in batch:
+                labels.append(batch["label"].numpy())
+            if limit is not None and sum(len(chunk) for chunk in images) >= limit:
+                break
     stacked = np.concatenate(images)[:limit]
     return stacked, (np.concatenate(labels)[:limit] if labels else None)
 

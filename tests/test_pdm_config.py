@@ -25,3 +25,14 @@ def test_the_model_follows_data_and_process(compose_config):
     assert superres.model.super_resolution is True and superres.data.low_res_size == 16
     assert compose_config(["experiment=pdm_sar_lowres"]).diffusion.steps == 2000
     assert compose_config(["experiment=pdm_insar_noise"]).diffusion.steps == 1000
+
+
+def test_sampling_defaults_to_the_measured_fast_sampler_on_sar_and_full_ddpm_elsewhere(compose_config):
+    """docs/pdm.md: DPM-Solver++(2M) SDE, 25 steps on the quadratic grid, matched full-chain quality on the SAR
+    models; the experiments where it was not measured keep the seed's full ancestral chain."""
+    sampler = instantiate(compose_config(["experiment=pdm_sar_lowres", "task=sample"]).sampler)
+    assert type(sampler).__name__ == "DPMSolverSDESampler"
+    assert (sampler.steps, sampler.order, sampler.spacing) == (25, 2, "quadratic")
+    for experiment in ("pdm_sar_superres", "pdm_insar_phase", "pdm_insar_noise"):
+        other = instantiate(compose_config([f"experiment={experiment}", "task=sample"]).sampler)
+        assert type(other).__name__ == "AncestralSampler" and other.steps is None

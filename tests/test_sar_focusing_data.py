@@ -9,7 +9,8 @@ import pytest
 import torch
 import zarr
 
-from sarexp.data.sar_focusing import ChunkAwareSampler, SARFocusingDataModule, SARFocusingDataset
+from sarexp.data.chunk_sampler import ChunkAwareSampler
+from sarexp.data.sar_focusing import SARFocusingDataModule, SARFocusingDataset
 from sarexp.data.sar_scenes import make_input, open_scene, output_to_complex
 from sarexp.data.synthetic import stripmap
 from sarexp.data.synthetic.stripmap import write_synthetic_dataset

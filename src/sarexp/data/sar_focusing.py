@@ -23,7 +23,7 @@ import bisect
 import inspect
 import os
 from collections import OrderedDict
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -31,8 +31,10 @@ from typing import Any
 import numpy as np
 import torch
 from lightning.pytorch import LightningDataModule
-from torch.utils.data import DataLoader, Dataset, Sampler
+from torch.utils.data import DataLoader, Dataset
 
+from sarexp.data.chunk_sampler import ChunkAwareSampler
+from sarexp.data.config_values import check_positive, plain
 from sarexp.data.resumable import split_loader
 from sarexp.data.sar_scenes import (
     FIX_HINT,
@@ -76,13 +78,6 @@ class _Block:
         return (self.columns[1] - self.columns[0]) * len(self.starts)
 
 
-def _positive(**values: int) -> None:
-    """Raise ConfigError naming the first data.<key> that is not a positive integer."""
-    for key, value in values.items():
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ConfigError(f"data.{key} must be a positive integer, got {value!r}")
-
-
 class SARFocusingDataset(Dataset):
     """Azimuth patches of single range columns from zarr scenes, read block-wise and cached per process."""
 
@@ -98,7 +93,7 @@ class SARFocusingDataset(Dataset):
         cache_blocks: int = 4,
         with_target: bool = True,
     ) -> None:
-        _positive(
+        check_positive(
             patch_length=patch_length,
             stride=stride,
             scale_blocks=scale_blocks,
@@ -211,91 +206,6 @@ class SARFocusingDataset(Dataset):
         return item
 
 
-def _deal(groups: list[np.ndarray], n_lanes: int) -> list[np.ndarray]:
-    """Deal index groups to lanes, each to the lane with fewest samples so far, keeping their order."""
-    lanes: list[list[np.ndarray]] = [[] for _ in range(n_lanes)]
-    sizes = [0] * n_lanes
-    for group in groups:
-        lane = sizes.index(min(sizes))
-        lanes[lane].append(group)
-        sizes[lane] += len(group)
-    return [np.concatenate(lane) if lane else np.empty(0, dtype=np.int64) for lane in lanes]
-
-
-def _interleave(lanes: list[np.ndarray], batch_size: int) -> np.ndarray:
-    """Put batch k of the result in lane k mod n_lanes while every lane has full batches left.
-
-    Partial batches go last, so the batch boundaries the DataLoader cuts match the lanes' batches.
-    """
-    full = [lane[: len(lane) - len(lane) % batch_size].reshape(-1, batch_size) for lane in lanes]
-    rests = [lane[len(lane) - len(lane) % batch_size :] for lane in lanes]
-    rounds = max(len(batches) for batches in full)
-    ordered = [batches[round_] for round_ in range(rounds) for batches in full if round_ < len(batches)]
-    return np.concatenate(ordered + rests)
-
-
-class ChunkAwareSampler(Sampler[int]):
-    """Sample order that shuffles whole blocks, then samples within groups of ``mix_blocks`` blocks.
-
-    Each block (a contiguous index range) is read once per epoch by one process: with ``num_workers`` > 0
-    the DataLoader hands batch k to worker k mod num_workers, so blocks are dealt to one lane per worker
-    and the lanes' batches interleaved (only the last batches, where lanes end unevenly, may cross over).
-    ``mix_blocks`` > 1 mixes samples of several blocks per batch; the cache must hold that many blocks.
-    Deterministic for a given seed and :meth:`set_epoch` (Lightning calls it every epoch).
-    """
-
-    def __init__(
-        self,
-        block_ranges: Sequence[tuple[int, int]],
-        *,
-        shuffle: bool = True,
-        seed: int = 0,
-        batch_size: int = 1,
-        num_workers: int = 0,
-        mix_blocks: int = 1,
-    ) -> None:
-        _positive(batch_size=batch_size, mix_blocks=mix_blocks)
-        self.block_ranges = list(block_ranges)
-        self.shuffle = shuffle
-        self.seed = seed
-        self.batch_size = batch_size
-        self.n_lanes = max(num_workers, 1)
-        self.mix_blocks = mix_blocks
-        self.epoch = 0
-
-    def set_epoch(self, epoch: int) -> None:
-        """Select the epoch whose order :meth:`__iter__` yields."""
-        self.epoch = epoch
-
-    def __len__(self) -> int:
-        return sum(stop - start for start, stop in self.block_ranges)
-
-    def order(self) -> np.ndarray:
-        """All sample indices of this epoch, in the order they will be served."""
-        if not self.block_ranges:
-            return np.empty(0, dtype=np.int64)
-        rng = np.random.default_rng([self.seed, self.epoch])
-        blocks = rng.permutation(len(self.block_ranges)) if self.shuffle else np.arange(len(self.block_ranges))
-        groups = []
-        for first in range(0, len(blocks), self.mix_blocks):
-            ranges = [np.arange(*self.block_ranges[block]) for block in blocks[first : first + self.mix_blocks]]
-            group = np.concatenate(ranges)
-            groups.append(rng.permutation(group) if self.shuffle else group)
-        return _interleave(_deal(groups, self.n_lanes), self.batch_size)
-
-    def __iter__(self) -> Iterator[int]:
-        return iter(self.order().tolist())
-
-
-def _plain(value: Any) -> Any:
-    """Config containers (dicts/lists, OmegaConf or not) as plain dicts and lists."""
-    if isinstance(value, Mapping):
-        return {str(key): _plain(item) for key, item in value.items()}
-    if isinstance(value, Sequence) and not isinstance(value, str):
-        return [_plain(item) for item in value]
-    return value
-
-
 class SARFocusingDataModule(LightningDataModule):
     """Train/validation/test loaders of SSM4SAR scenes under ``root``, generated there when synthetic."""
 
@@ -322,7 +232,7 @@ class SARFocusingDataModule(LightningDataModule):
         predict_columns: int | None = None,
     ) -> None:
         super().__init__()
-        _positive(
+        check_positive(
             patch_length=patch_length,
             stride=stride,
             batch_size=batch_size,
@@ -338,7 +248,7 @@ class SARFocusingDataModule(LightningDataModule):
             raise ConfigError(f"data.cache_blocks ({cache_blocks}) must be >= data.mix_blocks ({mix_blocks})")
         self.root = Path(root)
         self.synthetic = synthetic
-        self.simulator = _plain(simulator or {})
+        self.simulator = plain(simulator or {})
         self._check_simulator_keys()
         self.patch_length = patch_length
         self.stride = stride

@@ -28,6 +28,7 @@ import torch.nn.functional as F
 from lightning.pytorch import LightningDataModule
 from torch.utils.data import ConcatDataset, DataLoader, Dataset
 
+from sarexp.data.config_values import check_positive, plain
 from sarexp.data.resumable import split_loader
 from sarexp.data.synthetic.staging import is_missing_or_empty
 from sarexp.errors import ConfigError, DataError
@@ -79,13 +80,6 @@ class PatchBatchTransform:
         if training and self.flip:
             image_db = self.random_flips(image_db)
         return {**batch, "image": self.normalise(image_db), "image_db": image_db}
-
-
-def check_positive(**values: int) -> None:
-    """ConfigError naming the first data.<key> that is not a positive integer."""
-    for key, value in values.items():
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ConfigError(f"data.{key} must be a positive integer, got {value!r}")
 
 
 class SARPatchDataModule(LightningDataModule, ABC):
@@ -196,15 +190,6 @@ class SARPatchDataModule(LightningDataModule, ABC):
         """Resize, flip (training only) and normalise on the device; see :class:`PatchBatchTransform`."""
         training = self.trainer is not None and self.trainer.training
         return self.transform(batch, training)
-
-
-def plain(value: Any) -> Any:
-    """Config containers (OmegaConf or not) as plain dicts and lists, for generators that check types."""
-    if isinstance(value, Mapping):
-        return {str(key): plain(item) for key, item in value.items()}
-    if isinstance(value, Sequence) and not isinstance(value, str):
-        return [plain(item) for item in value]
-    return value
 
 
 def simulator_arguments(simulator: Mapping[str, Any], writer: Callable[..., Any]) -> dict[str, Any]:

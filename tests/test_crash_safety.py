@@ -187,17 +187,29 @@ def test_train_task_returns_the_monitor_when_max_steps_ends_mid_epoch(compose_co
 
 
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
-def test_stop_signal_saves_at_the_next_step_and_raises_one_line(tmp_path, signum):
-    last = tmp_path / "last.ckpt"
-    trainer = _trainer([PreemptionCheckpoint(str(last))], max_steps=50, limit_val_batches=0)
-    with pytest.raises(Interrupted) as raised:
-        trainer.fit(_Regression(signal_at=4, signum=signum), _data(200))
-    assert torch.load(last, map_location="cpu", weights_only=True)["global_step"] == 5
-    message = str(raised.value)
-    assert "\n" not in message and signal.Signals(signum).name in message and "same command" in message
-    with pytest.raises(KeyboardInterrupt):  # after fit, Ctrl-C behaves as before it
-        os.kill(os.getpid(), signal.SIGINT)
-        time.sleep(1)
+@pytest.mark.parametrize("ctrl_c_before", ["python", "ignored"])
+def test_stop_signal_saves_at_the_next_step_and_raises_one_line(tmp_path, signum, ctrl_c_before):
+    # a process started in the background by a non-interactive shell inherits SIGINT ignored; after fit,
+    # Ctrl-C must do what it did before: KeyboardInterrupt with Python's handler, nothing when ignored
+    before = signal.default_int_handler if ctrl_c_before == "python" else signal.SIG_IGN
+    inherited = signal.signal(signal.SIGINT, before)
+    try:
+        last = tmp_path / "last.ckpt"
+        trainer = _trainer([PreemptionCheckpoint(str(last))], max_steps=50, limit_val_batches=0)
+        with pytest.raises(Interrupted) as raised:
+            trainer.fit(_Regression(signal_at=4, signum=signum), _data(200))
+        assert torch.load(last, map_location="cpu", weights_only=True)["global_step"] == 5
+        message = str(raised.value)
+        assert "\n" not in message and signal.Signals(signum).name in message and "same command" in message
+        if ctrl_c_before == "python":
+            with pytest.raises(KeyboardInterrupt):
+                os.kill(os.getpid(), signal.SIGINT)
+                time.sleep(1)
+        else:
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(0.2)  # still alive, no exception
+    finally:
+        signal.signal(signal.SIGINT, inherited)
 
 
 def _prepare(cfg, barrier, results) -> None:

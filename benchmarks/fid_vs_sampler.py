@@ -42,15 +42,15 @@ from sarexp.tasks.generative import load_diffusion_system
 sys.path.insert(0, str(Path(__file__).parent))
 from fid_vs_steps import scores  # noqa: E402  (the per-sample-set metrics, shared with fid_vs_steps)
 
-BUILDERS = {
-    "ddpm": lambda steps, spacing: AncestralSampler(steps=steps, spacing=spacing or "uniform"),
-    "ddim": lambda steps, spacing: DDIMSampler(steps=steps, eta=0.0, spacing=spacing or "uniform"),
-    "ddim1": lambda steps, spacing: DDIMSampler(steps=steps, eta=1.0, spacing=spacing or "uniform"),
-    "dpmpp": lambda steps, spacing: DPMSolverSampler(steps=steps, order=2, spacing=spacing or "logsnr"),
-    "sde": lambda steps, spacing: DPMSolverSDESampler(steps=steps, order=2, spacing=spacing or "logsnr"),
-    "sde1": lambda steps, spacing: DPMSolverSDESampler(steps=steps, order=1, spacing=spacing or "logsnr"),
-    "sdeu": lambda steps, spacing: DPMSolverSDESampler(steps=steps, order=2, spacing=spacing or "uniform"),
-    "karras": lambda steps, spacing: KarrasStochasticSampler(steps=steps, spacing=spacing or "logsnr"),
+BUILDERS = {  # name: (sampler class, fixed arguments, spacing unless the spec names one)
+    "ddpm": (AncestralSampler, {}, "uniform"),
+    "ddim": (DDIMSampler, {"eta": 0.0}, "uniform"),
+    "ddim1": (DDIMSampler, {"eta": 1.0}, "uniform"),
+    "dpmpp": (DPMSolverSampler, {"order": 2}, "logsnr"),
+    "sde": (DPMSolverSDESampler, {"order": 2}, "logsnr"),
+    "sde1": (DPMSolverSDESampler, {"order": 1}, "logsnr"),
+    "sdeu": (DPMSolverSDESampler, {"order": 2}, "uniform"),
+    "karras": (KarrasStochasticSampler, {}, "logsnr"),
 }
 
 
@@ -59,7 +59,8 @@ def make_sampler(spec: str, total_steps: int) -> Sampler:
     steps, _, spacing = rest.partition(":")
     if name not in BUILDERS or not steps:
         raise SystemExit(f"--samplers {spec!r}: use NAME:STEPS[:SPACING] with NAME in {', '.join(BUILDERS)}")
-    return BUILDERS[name](total_steps if steps == "full" else int(steps), spacing or None)
+    cls, arguments, default_spacing = BUILDERS[name]
+    return cls(steps=total_steps if steps == "full" else int(steps), spacing=spacing or default_spacing, **arguments)
 
 
 @torch.no_grad()
@@ -93,7 +94,9 @@ def main() -> None:
                              "on different machines); the reference is the first of --samplers")
     args = parser.parse_args()
     if args.report:
-        rows = [row for path in args.report for row in json.loads(path.read_text())]
+        merged = {(row["sampler"], row["seed"]): row for path in reversed(args.report)
+                  for row in json.loads(path.read_text())}  # a row in several files: the first file's
+        rows = list(merged.values())
         summary(rows, list(dict.fromkeys([*args.samplers, *(row["sampler"] for row in rows)])))
         return
     if args.run_dir is None or args.extractor is None:

@@ -32,8 +32,8 @@ from sarexp.data.arad_files import (
     read_split,
     rgb_files,
 )
-from sarexp.data.resumable import split_loader
 from sarexp.data.config_values import check_positive, plain
+from sarexp.data.resumable import split_loader
 from sarexp.data.sar_patches import simulator_arguments
 from sarexp.data.synthetic.arad import write_arad
 from sarexp.data.synthetic.staging import is_missing_or_empty

@@ -27,8 +27,8 @@ from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 
 from sarexp.data.colorization_csv import PairRecord, read_records
-from sarexp.data.resumable import split_loader
 from sarexp.data.config_values import plain
+from sarexp.data.resumable import split_loader
 from sarexp.data.sar_patches import simulator_arguments
 from sarexp.data.synthetic.colorization import REGIONS, SEASONS, write_colorization_dataset
 from sarexp.data.synthetic.staging import is_missing_or_empty

@@ -126,4 +126,3 @@ def split_loader(
     loader = ResumableDataLoader if train else DataLoader
     return loader(dataset, batch_size=batch_size, num_workers=num_workers, pin_memory=pin_memory,
                   persistent_workers=persistent_workers and num_workers > 0, **options)
-

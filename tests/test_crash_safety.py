@@ -19,8 +19,9 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from cli_helpers import TINY
-from sarexp.callbacks import atomic_io, rng_state
-from sarexp.callbacks.atomic_io import AtomicCheckpointIO
+from sarexp.callbacks import rng_state
+from sarexp.io import atomic, atomic_checkpoint
+from sarexp.io.atomic_checkpoint import AtomicCheckpointIO
 from sarexp.callbacks.final_validation import ValidateBeforeStop
 from sarexp.callbacks.last_checkpoint import LastCheckpoint
 from sarexp.callbacks.preemption import PreemptionCheckpoint
@@ -81,7 +82,7 @@ def test_disk_full_keeps_the_previous_checkpoint_and_says_so_in_one_line(tmp_pat
     io = AtomicCheckpointIO()
     io.save_checkpoint({"global_step": 1, "w": torch.ones(3)}, target)
     before = target.read_bytes()
-    monkeypatch.setattr(atomic_io.torch, "save", _failing_save(after=1))
+    monkeypatch.setattr(atomic_checkpoint.torch, "save", _failing_save(after=1))
     with pytest.raises(StorageError) as raised:
         io.save_checkpoint({"global_step": 2, "w": torch.zeros(3)}, target)
     message = str(raised.value)
@@ -92,7 +93,7 @@ def test_disk_full_keeps_the_previous_checkpoint_and_says_so_in_one_line(tmp_pat
 
 def test_disk_full_during_fit_ends_with_storage_error_and_a_resumable_last_checkpoint(tmp_path, monkeypatch):
     last = tmp_path / "last.ckpt"
-    monkeypatch.setattr(atomic_io.torch, "save", _failing_save(after=4))
+    monkeypatch.setattr(atomic_checkpoint.torch, "save", _failing_save(after=4))
     trainer = _trainer([LastCheckpoint(str(last), every_n_train_steps=1)], max_steps=8, limit_val_batches=0)
     with pytest.raises(StorageError):
         trainer.fit(_Regression(), _data())
@@ -277,7 +278,7 @@ def test_disk_full_keeps_metrics_json_and_arad_cubes_intact(tmp_path, monkeypatc
     def full(*args, **kwargs):
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(atomic_io.os, "fsync", full)
+    monkeypatch.setattr(atomic.os, "fsync", full)
     with pytest.raises(StorageError, match="metrics.json.*disk full"):
         rundir.write_metrics(tmp_path, {"val/loss": 2.0})
     monkeypatch.setattr(arad_files.os, "replace", full)

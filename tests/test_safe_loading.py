@@ -10,7 +10,7 @@ import torch
 from omegaconf import OmegaConf
 
 from cli_helpers import TINY, run_cli
-from sarexp.checkpoint_io import load_weights_file
+from sarexp.io.checkpoint_io import load_weights_file
 from sarexp.errors import ConfigError
 
 

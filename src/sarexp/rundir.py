@@ -12,7 +12,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from sarexp.checkpoint_io import refuse_unsafe_globals
+from sarexp.io.atomic import write_file_atomically
+from sarexp.io.checkpoint_io import refuse_unsafe_globals
 from sarexp.errors import ConfigError
 
 LAST_CHECKPOINT = Path("checkpoints") / "last.ckpt"
@@ -20,8 +21,6 @@ LAST_CHECKPOINT = Path("checkpoints") / "last.ckpt"
 
 def write_json_atomic(path: Path, payload: dict[str, Any]) -> None:
     """Write JSON through a temporary file and a rename, so readers never see half a file."""
-    from sarexp.callbacks.atomic_io import write_file_atomically  # torch: not at start-up
-
     text = json.dumps(payload, indent=2, sort_keys=True) + "\n"
     write_file_atomically(path, lambda handle: handle.write(text.encode()))
 

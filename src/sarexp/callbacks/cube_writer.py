@@ -11,7 +11,7 @@ import lightning.pytorch as pl
 import matplotlib.pyplot as plt
 from lightning.pytorch.callbacks import BasePredictionWriter
 
-from sarexp.callbacks.atomic_io import write_file_atomically
+from sarexp.io.atomic import write_file_atomically
 from sarexp.data.arad_files import write_cube
 from sarexp.plotting.hsi import plot_reconstruction_rows
 

@@ -6,7 +6,7 @@ epoch. This callback owns `last.ckpt`: it saves every ``every_n_train_steps`` op
 stores the global RNG states (restored when training restarts), so together with the model's own state
 (EMA weights, loss-aware timestep sampler history), optimizer, schedulers and the train loader's position
 (`sarexp.data.resumable`), a resumed run continues bit for bit. The file is written atomically by the
-trainer's CheckpointIO (`sarexp.callbacks.atomic_io`).
+trainer's CheckpointIO (`sarexp.io.atomic_checkpoint`).
 """
 
 import logging

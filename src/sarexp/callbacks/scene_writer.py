@@ -23,7 +23,7 @@ from sarexp.data.scene_tiles import SceneTileDataset
 from sarexp.data.tiling import blend_weights
 from sarexp.loggers.images import save_and_log_image
 from sarexp.plotting.focusing import plot_scene_quicklook
-from sarexp.callbacks.atomic_io import describe_write_error
+from sarexp.io.atomic import describe_write_error
 from sarexp.errors import StorageError
 
 

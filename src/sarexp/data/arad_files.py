@@ -20,6 +20,7 @@ import numpy as np
 from PIL import Image
 
 from sarexp.errors import DataError, StorageError
+from sarexp.io.atomic import describe_write_error
 
 SPEC_DIR = "Train_Spec"
 RGB_DIR = "Train_RGB"
@@ -117,8 +118,6 @@ def write_cube(path: Path, cube: np.ndarray, wavelengths: np.ndarray | None = No
             raw.write(_matlab_header())
         os.replace(staging, path)
     except OSError as error:  # disk full, quota, permissions: one line, the previous file intact
-        from sarexp.callbacks.atomic_io import describe_write_error
-
         raise StorageError(describe_write_error(path, error)) from None
     finally:
         staging.unlink(missing_ok=True)

@@ -13,7 +13,7 @@ from typing import Any, Union
 import numpy as np
 from PIL import Image
 
-from sarexp.callbacks.atomic_io import write_file_atomically
+from sarexp.io.atomic import write_file_atomically
 
 ImageLike = Union[str, Path, np.ndarray, "matplotlib.figure.Figure"]  # noqa: F821 (matplotlib is optional)
 

@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from sarexp.checkpoint_io import load_weights_file
+from sarexp.io.checkpoint_io import load_weights_file
 from sarexp.errors import ConfigError
 
 Features = torch.Tensor | list[torch.Tensor] | tuple[torch.Tensor, ...]

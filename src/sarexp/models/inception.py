@@ -15,7 +15,7 @@ import torch.nn.functional as F
 from torch import nn
 from torchvision.models import inception_v3
 
-from sarexp.checkpoint_io import load_weights_file
+from sarexp.io.checkpoint_io import load_weights_file
 from sarexp.errors import ConfigError
 
 

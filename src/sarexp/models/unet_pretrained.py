@@ -20,7 +20,7 @@ from pathlib import Path
 
 import torch
 
-from sarexp.checkpoint_io import load_weights_file
+from sarexp.io.checkpoint_io import load_weights_file
 from sarexp.errors import ConfigError
 from sarexp.models.unet import AttentionBlock, Downsample, UNet, Upsample, _Stage
 

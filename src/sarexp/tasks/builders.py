@@ -11,7 +11,7 @@ from lightning.pytorch.loggers import Logger
 from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
-from sarexp.callbacks.atomic_io import AtomicCheckpointIO
+from sarexp.io.atomic_checkpoint import AtomicCheckpointIO
 from sarexp.config.model_options import model_options, without_model_options
 from sarexp.errors import ConfigError
 

@@ -1,6 +1,6 @@
 """Turn Lightning's checkpoint-loading failures into one-line errors that name the file.
 
-Lightning is always given ``weights_only=True`` (see :mod:`sarexp.checkpoint_io`); a file it refuses
+Lightning is always given ``weights_only=True`` (see :mod:`sarexp.io.checkpoint_io`); a file it refuses
 becomes the same one line as for any other entry point.
 """
 
@@ -8,7 +8,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
-from sarexp.checkpoint_io import refusals_as_config_errors
+from sarexp.io.checkpoint_io import refusals_as_config_errors
 from sarexp.errors import ConfigError
 from sarexp.rundir import check_checkpoint_file
 

@@ -26,7 +26,7 @@ import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig
 
-from sarexp.checkpoint_io import load_weights_file
+from sarexp.io.checkpoint_io import load_weights_file
 from sarexp.diffusion.samplers import Sampler
 from sarexp.errors import ConfigError, DataError
 from sarexp.rundir import record_run_info, write_metrics

@@ -5,7 +5,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from sarexp.callbacks.atomic_io import write_file_atomically
+from sarexp.io.atomic import write_file_atomically
 from sarexp.plotting.image_grid import to_display
 
 

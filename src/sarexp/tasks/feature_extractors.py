@@ -12,7 +12,7 @@ from hydra.utils import instantiate
 from omegaconf import OmegaConf
 from torch import nn
 
-from sarexp.checkpoint_io import load_weights_file
+from sarexp.io.checkpoint_io import load_weights_file
 from sarexp.config.model_options import network_node
 from sarexp.errors import ConfigError
 from sarexp.models.inception import InceptionFeatures

@@ -11,8 +11,8 @@ import numpy as np
 import torch
 from omegaconf import DictConfig
 
-from sarexp.callbacks.atomic_io import describe_write_error, write_file_atomically
-from sarexp.checkpoint_io import load_weights_file
+from sarexp.io.atomic import describe_write_error, write_file_atomically
+from sarexp.io.checkpoint_io import load_weights_file
 from sarexp.errors import ConfigError, StorageError
 from sarexp.systems.diffusion import DiffusionSystem
 from sarexp.tasks.builders import build_system

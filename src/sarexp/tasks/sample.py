@@ -24,7 +24,7 @@ from sarexp.rundir import record_run_info, write_metrics
 from sarexp.systems.diffusion import model_function
 from sarexp.tasks.builders import run_dir, seed_everything
 from sarexp.tasks.generative import load_diffusion_system, resolve_device, write_hdf5_atomic, write_npz_atomic
-from sarexp.callbacks.atomic_io import write_file_atomically
+from sarexp.io.atomic import write_file_atomically
 from sarexp.tasks.source_config import source_checkpoint
 
 log = logging.getLogger(__name__)

@@ -10,7 +10,7 @@ from typing import Any
 
 import torch
 
-from sarexp.checkpoint_io import load_weights_file
+from sarexp.io.checkpoint_io import load_weights_file
 from sarexp.errors import ConfigError, first_line
 
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import torch
 from timm.layers import resample_abs_pos_embed, resize_rel_pos_bias_table
 
-from sarexp.checkpoint_io import load_weights_file
+from sarexp.io.checkpoint_io import load_weights_file
 from sarexp.errors import ConfigError
 from sarexp.models.mixmim.encoder import MixMIMEncoder
 

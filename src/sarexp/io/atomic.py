@@ -1,20 +1,15 @@
-"""Checkpoint files that are either the old version or the new one, never half a file.
+"""Files that are either the old version or the new one, never half a file.
 
-Lightning's own writer serialises to memory, then copies the bytes through an fsspec "transaction" that
-stages them in the temp dir; a full disk leaves a truncated target behind. Here the checkpoint is written to
-a hidden temporary file beside the target (same file system), flushed to disk, and renamed over the
-target; a failed write removes the temporary file and leaves the previous target as it was.
+A file is written to a hidden temporary file beside the target (same file system), flushed to disk, and
+renamed over the target; a failed write removes the temporary file and leaves the previous target as it
+was. Standard library only: every floor of sarexp writes through it (checkpoints, metrics, outputs).
 """
 
 import errno
 import os
 import tempfile
 from pathlib import Path
-from typing import Any, BinaryIO, Callable
-
-import torch
-from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
-from lightning.fabric.utilities.types import _PATH
+from typing import BinaryIO, Callable
 
 from sarexp.errors import StorageError
 
@@ -61,12 +56,3 @@ def _sync_directory(directory: Path) -> None:
         pass
     finally:
         os.close(descriptor)
-
-
-class AtomicCheckpointIO(TorchCheckpointIO):
-    """Lightning CheckpointIO for every checkpoint the trainer writes (best, last, periodic, preemption)."""
-
-    def save_checkpoint(self, checkpoint: dict[str, Any], path: _PATH, storage_options: Any | None = None) -> None:
-        if storage_options is not None:
-            raise TypeError(f"{type(self).__name__} takes no storage_options")
-        write_file_atomically(Path(path), lambda handle: torch.save(checkpoint, handle))

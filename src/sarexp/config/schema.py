@@ -11,6 +11,7 @@ from enum import Enum
 from typing import Any, List, Optional
 
 from hydra.core.config_store import ConfigStore
+
 from sarexp.config.locate import sweeps_dir
 from sarexp.config.resolvers import register_resolvers
 from sarexp.config.yaml_errors import load_config_file

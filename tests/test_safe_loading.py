@@ -155,7 +155,7 @@ def test_feature_extractor_and_inception_weights(tmp_path, evil):
 
     OmegaConf.save({"model": {"_target_": "os.system", "command": f"touch {marker}"}}, run / ".hydra" / "config.yaml")
     torch.save({"state_dict": {}}, checkpoint)
-    with pytest.raises(ConfigError, match="not a sarexp.models") as error:
+    with pytest.raises(ConfigError, match="model._target_=os.system is not a trusted target") as error:
         extractor_from_checkpoint(checkpoint)
     assert "\n" not in str(error.value) and not marker.exists()
 

@@ -21,11 +21,15 @@ from omegaconf import DictConfig
 
 from sarexp.config.locate import config_dir
 from sarexp.config.schema import register_schema
-from sarexp.errors import SarexpError
+from sarexp.config.yaml_errors import report_yaml_errors_in_one_line
+from sarexp.errors import ConfigError, SarexpError
 
 log = logging.getLogger(__name__)
 
-register_schema()
+try:
+    register_schema()
+except ConfigError as broken_sweep:  # a sweeps/*.yaml that does not parse: the one file read before Hydra starts
+    raise SystemExit(f"error: {broken_sweep}") from None
 
 _LIBRARY_LOGGERS = ("lightning", "lightning.fabric", "lightning.pytorch")
 # Lightning's rank_zero_only reads these, in this order, to know a process's global rank.
@@ -97,5 +101,6 @@ def _user_error(raised: BaseException) -> SarexpError | None:
 
 
 def main() -> None:
-    """Console-script entry point (`sarexp`)."""
+    """Console-script entry point (`sarexp`); a YAML syntax error in a config file is one line."""
+    report_yaml_errors_in_one_line()
     _run()

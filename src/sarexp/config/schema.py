@@ -8,13 +8,13 @@ Group nodes are typed ``Any`` here: their keys are checked against the signature
 
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Any, Optional
+from typing import Any, List, Optional
 
 from hydra.core.config_store import ConfigStore
-from omegaconf import OmegaConf
 
 from sarexp.config.locate import sweeps_dir
 from sarexp.config.resolvers import register_resolvers
+from sarexp.config.yaml_errors import load_config_file
 
 
 class MonitorMode(str, Enum):
@@ -47,6 +47,9 @@ class SarexpConfig:
     sampler: Any = None      # generative systems: how task=sample draws (conf/sampler/)
     clip_checkpoint: Optional[str] = None  # colorization: the text encoder (a colorization_clip checkpoint)
     vae_checkpoint: Optional[str] = None   # colorization: the autoencoder (a colorization_vae checkpoint)
+    # extra `_target_`s a config read from a file (an adopted run's, a seed folder's) may name:
+    # exact names or `package.module.*` (sarexp.config.trusted_targets)
+    trusted_targets: List[str] = field(default_factory=list)
     trainer: Any = None
     callbacks: Any = field(default_factory=dict)
     logger: Any = field(default_factory=dict)
@@ -57,10 +60,11 @@ def register_schema() -> None:
     """Make ``sarexp_schema``, the ``sweep`` group and sarexp's resolvers available (idempotent).
 
     Search spaces live in the top-level ``sweeps/`` directory rather than under ``conf/``; each file
-    there becomes the option ``sweep=<file name>`` and is merged at the top level (``_global_``).
+    there becomes the option ``sweep=<file name>`` and is merged at the top level (``_global_``). A sweep file
+    with a YAML syntax error is a one-line ConfigError naming the file, line and column.
     """
     register_resolvers()
     store = ConfigStore.instance()
     store.store(name="sarexp_schema", node=SarexpConfig)
     for path in sorted(sweeps_dir().glob("*.yaml")):
-        store.store(group="sweep", name=path.stem, node=OmegaConf.load(path), package="_global_")
+        store.store(group="sweep", name=path.stem, node=load_config_file(path), package="_global_")

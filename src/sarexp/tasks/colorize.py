@@ -32,6 +32,7 @@ from sarexp.errors import ConfigError, DataError
 from sarexp.rundir import record_run_info, write_metrics
 from sarexp.tasks.builders import build_system, run_dir, seed_everything
 from sarexp.tasks.checkpoints import loading
+from sarexp.tasks.colorize_dataset import check_classifier_runs, colorize_dataset
 from sarexp.tasks.colorize_output import write_png_atomic
 from sarexp.tasks.generative import resolve_device
 from sarexp.tasks.source_config import run_checkpoint
@@ -100,6 +101,9 @@ def colorize(
         raise _not_ldm(checkpoint, f"data {cfg.data.get('_target_')}")
     if mode == "single":
         prompt_for(cfg, region, season)  # a typo fails before the models load
+    trusted = None
+    if mode == "dataset":  # the classifiers' run configs, checked before anything is colorized
+        trusted = check_classifier_runs(cfg, extractor_checkpoint, season_classifier_checkpoint)
     directory = run_dir(cfg)
     seed = seed_everything(cfg) if seed is None else int(seed)
     record_run_info(directory, seed)
@@ -124,8 +128,6 @@ def colorize(
     elif mode == "batch":
         count = _batch(cfg, run, input_dir, regions, seasons, output_dir, directory, size)
     else:
-        from sarexp.tasks.colorize_dataset import colorize_dataset
-
         def reconstruct(images: torch.Tensor) -> torch.Tensor:
             """decode(encode(x)) through the frozen VAE: the ceiling of any latent colorization."""
             encoders = system.encoders
@@ -134,7 +136,7 @@ def colorize(
 
         metrics = colorize_dataset(cfg, run, reconstruct, Path(output_dir) if output_dir else directory / "dataset_results",
                                    num_samples, baselines, extractor_checkpoint, inception_weights,
-                                   season_classifier_checkpoint, target)
+                                   season_classifier_checkpoint, target, trusted)
         write_metrics(directory, metrics)
         return metrics["psnr"]
     speed = count / (time.perf_counter() - started)

@@ -24,16 +24,19 @@ import torch
 from omegaconf import DictConfig
 from torch import nn
 
+from sarexp.config.trusted_targets import TrustedTargets, trusted_targets
 from sarexp.errors import ConfigError, DataError
 from sarexp.metrics.colorization import group_means, image_scores
 from sarexp.metrics.generative import feature_frechet_distance
 from sarexp.plotting.image_grid import image_grid
 from sarexp.tasks.builders import build_datamodule
 from sarexp.tasks.colorize_output import write_png_atomic
-from sarexp.tasks.feature_extractors import extractor_from_checkpoint, load_feature_extractor
+from sarexp.tasks.feature_extractors import (EXTRACTOR_KEY, extractor_from_checkpoint, extractor_run_config,
+                                             load_feature_extractor)
 
 log = logging.getLogger(__name__)
 Colorizer = Callable[..., torch.Tensor]
+SEASON_KEY = "task.season_classifier_checkpoint"
 
 
 def _pairs(datamodule: object, split: str, limit: int | None) -> dict[str, list | torch.Tensor]:
@@ -57,9 +60,21 @@ def _apply(network: nn.Module, images: torch.Tensor, device: torch.device, featu
     return torch.cat(out)
 
 
+def check_classifier_runs(cfg: DictConfig, extractor_checkpoint: str | None,
+                          season_classifier_checkpoint: str | None) -> TrustedTargets:
+    """Check the run configs of the classifiers before anything is colorized (their `_target_`s on the allowlist);
+    the allowlist, for loading them afterwards."""
+    trusted = trusted_targets(cfg)
+    for key, checkpoint in ((EXTRACTOR_KEY, extractor_checkpoint), (SEASON_KEY, season_classifier_checkpoint)):
+        if checkpoint:
+            extractor_run_config(Path(checkpoint), trusted, key)
+    return trusted
+
+
 def colorize_dataset(cfg: DictConfig, run: Colorizer, reconstruct: Colorizer, output_dir: Path, num_samples: int, baselines: bool,
                      extractor_checkpoint: str | None, inception_weights: str | None,
-                     season_classifier_checkpoint: str | None, device: torch.device) -> dict[str, float]:
+                     season_classifier_checkpoint: str | None, device: torch.device,
+                     trusted: TrustedTargets | None = None) -> dict[str, float]:
     datamodule = build_datamodule(cfg)
     datamodule.prepare_data()
     datamodule.setup(None)
@@ -81,14 +96,14 @@ def colorize_dataset(cfg: DictConfig, run: Colorizer, reconstruct: Colorizer, ou
             mean_images = torch.stack([means[pairs["group"][i]] for i in keep])
             metrics.update({f"baseline_mean/{k}": v for k, v in image_scores(mean_images, optical[keep]).items()})
     if extractor_checkpoint or inception_weights:
-        extractor = load_feature_extractor(extractor_checkpoint, inception_weights)
+        extractor = load_feature_extractor(extractor_checkpoint, inception_weights, trusted)
         real = _apply(extractor, optical, device, features=True).numpy()
         for prefix, images in generated.items():
             metrics[f"{prefix}fid"] = feature_frechet_distance(real, _apply(extractor, images, device, True).numpy())
     if season_classifier_checkpoint:
         names = list(cfg.data.seasons)
         metrics.update(_season_recognition(season_classifier_checkpoint, generated, optical, pairs["season"],
-                                           names, device))
+                                           names, device, trusted))
         if baselines and len(names) > 1:
             # steering: each SAR prompted with a season other than its own (rotated through the other ones)
             other = [names[(names.index(season) + 1 + i % (len(names) - 1)) % len(names)]
@@ -96,15 +111,16 @@ def colorize_dataset(cfg: DictConfig, run: Colorizer, reconstruct: Colorizer, ou
             prompts = [str(cfg.data.prompt_template).format(region=group.split("/")[0], season=season)
                        for group, season in zip(pairs["group"], other)]
             steered = {"other_season/": run(sar, prompts)}
-            scores = _season_recognition(season_classifier_checkpoint, steered, optical, other, names, device)
+            scores = _season_recognition(season_classifier_checkpoint, steered, optical, other, names, device, trusted)
             metrics["other_season/season_recognition"] = scores["other_season/season_recognition"]
     _write_panels(output_dir, sar, generated[""], optical)
     return metrics
 
 
 def _season_recognition(checkpoint: str, generated: dict[str, torch.Tensor], optical: torch.Tensor,
-                        seasons: list[str], names: list[str], device: torch.device) -> dict[str, float]:
-    classifier = extractor_from_checkpoint(Path(checkpoint))
+                        seasons: list[str], names: list[str], device: torch.device,
+                        trusted: TrustedTargets | None) -> dict[str, float]:
+    classifier = extractor_from_checkpoint(Path(checkpoint), trusted, SEASON_KEY)
     if getattr(getattr(classifier, "head", None), "out_features", len(names)) != len(names):
         raise ConfigError(f"task.season_classifier_checkpoint={checkpoint} does not classify the {len(names)} "
                           f"data.seasons; train experiment=colorization_season_classifier with data.label=season")

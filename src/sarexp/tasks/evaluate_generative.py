@@ -26,13 +26,14 @@ import torch
 from omegaconf import DictConfig
 from torch import nn
 
+from sarexp.config.trusted_targets import trusted_targets
 from sarexp.errors import ConfigError, DataError
 from sarexp.metrics.generative import feature_frechet_distance, precision_recall
 from sarexp.metrics.semivariogram import plot_semivariograms, semivariogram
 from sarexp.plotting.generative import real_and_generated_grid
 from sarexp.rundir import record_run_info, write_json_atomic
 from sarexp.tasks.builders import build_datamodule, run_dir, seed_everything
-from sarexp.tasks.feature_extractors import load_feature_extractor
+from sarexp.tasks.feature_extractors import extractor_run_config, load_feature_extractor
 from sarexp.tasks.source_config import adopt_samples_config
 
 log = logging.getLogger(__name__)
@@ -131,11 +132,14 @@ def evaluate_generative(
     if not samples_path:
         raise ConfigError("task=evaluate needs task.samples_path=<run dir of task=sample>/samples.npz")
     adopt_samples_config(cfg, Path(samples_path))
+    trusted = trusted_targets(cfg)
+    if extractor_checkpoint:
+        extractor_run_config(Path(extractor_checkpoint), trusted)  # checked before the real images are read
     directory = run_dir(cfg)
     record_run_info(directory, seed_everything(cfg))
     generated, labels = load_samples(Path(samples_path), cfg.data.channels, cfg.data.image_size)
     real, real_labels = real_images(cfg, split, max_real)
-    network = load_feature_extractor(extractor_checkpoint, inception_weights).to(_device(device))
+    network = load_feature_extractor(extractor_checkpoint, inception_weights, trusted).to(_device(device))
     target = next(network.parameters()).device
     real_features, real_logits = extract(network, real, batch_size, target)
     generated_features, generated_logits = extract(network, generated, batch_size, target)

@@ -11,6 +11,10 @@ need no repetition of the training command line:
 Command-line overrides win, except for the settings the weights were trained with (the network's architecture,
 the process, the image size, channels, classes): overriding one of those with another value is a one-line
 ConfigError naming both values.
+
+These files are data from elsewhere: every `_target_` in them must be on sarexp's allowlist
+(:mod:`sarexp.config.trusted_targets`), checked on the whole file before anything of it is adopted, and again on
+the config it is adopted into (interpolations resolve there); a YAML syntax error is one line.
 """
 
 import copy
@@ -23,7 +27,9 @@ from typing import Any
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf, open_dict
 
+from sarexp.config.trusted_targets import config_body, trusted_targets
 from sarexp.config.validation import validate_config
+from sarexp.config.yaml_errors import load_config_file
 from sarexp.errors import ConfigError
 from sarexp.tasks.checkpoints import required_checkpoint
 
@@ -78,9 +84,11 @@ def adopt_run_config(cfg: DictConfig, config_file: Path, groups: tuple[str, ...]
                      overrides: tuple[set[str], set[str]] | None = None, top_level: tuple[str, ...] = ()) -> None:
     """Replace `groups` of cfg by those of the run config `config_file`, keeping command-line overrides; the
     `top_level` keys (values the groups interpolate, e.g. `${clip_checkpoint}`) too, unless set on the command line."""
-    source = OmegaConf.load(config_file)
-    keys, chosen = command_line_overrides() if overrides is None else overrides
+    source = load_config_file(config_file)
     origin = str(config_file)
+    trusted = trusted_targets(cfg)
+    trusted.check(source, origin)
+    keys, chosen = command_line_overrides() if overrides is None else overrides
     before = copy.deepcopy(cfg)
     with open_dict(cfg):
         for group in groups:
@@ -105,6 +113,7 @@ def adopt_run_config(cfg: DictConfig, config_file: Path, groups: tuple[str, ...]
             raw = _selected(source, key, resolve=False)
             if key not in chosen and raw is not _ABSENT:
                 cfg[key] = raw
+    trusted.check(config_body(cfg), origin)
     log.info("settings of %s taken from %s (command-line overrides kept)", ", ".join(groups + top_level), config_file)
 
 
@@ -161,7 +170,7 @@ def seed_settings(metadata: dict[str, Any]) -> dict[str, Any]:
         size = int(metadata["image_size"])
         steps = int(metadata["diffusion_steps"])
         channels = int(metadata["num_input_channels"])
-        output_type = metadata.get("output_type", "epsilon")
+        output_type = _plain_text(metadata, "output_type", "epsilon")
         if output_type != "epsilon":
             raise ConfigError(f"seed metadata output_type={output_type!r}: sarexp's samplers take ε-predicting "
                               "models only (output_type='epsilon')")
@@ -169,7 +178,7 @@ def seed_settings(metadata: dict[str, Any]) -> dict[str, Any]:
             raise ConfigError(f"seed metadata image_size={size}: the seed defines channel_mult for "
                               f"{sorted(CHANNEL_MULT)} px only")
         classes = int(metadata["num_class"]) if metadata.get("class_cond") else 0
-        loss = metadata.get("loss_name", "mse")
+        loss = _plain_text(metadata, "loss_name", "mse")
         microbatch, batch = int(metadata.get("microbatch") or -1), int(metadata.get("batch_size", 1))
         settings: dict[str, Any] = {
             "data.image_size": size, "data.channels": channels, "data.num_classes": classes,
@@ -186,13 +195,13 @@ def seed_settings(metadata: dict[str, Any]) -> dict[str, Any]:
             "model.super_resolution": "image_size_lr" in metadata,
             "model.learn_sigma": bool(metadata.get("learn_sigma", False)),
             "diffusion.steps": steps,
-            "diffusion.noise_schedule": metadata.get("noise_schedule", "linear"),
+            "diffusion.noise_schedule": _plain_text(metadata, "noise_schedule", "linear"),
             "diffusion.learn_sigma": bool(metadata.get("learn_sigma", False)),
             "diffusion.sigma_small": bool(metadata.get("sigma_small", False)),
             "diffusion.rescale_timesteps": bool(metadata.get("rescale_timesteps", True)),  # seed train.py default
             "diffusion.loss_type": "kl" if loss in ("kl", "rescaled_kl") else "mse",
             "diffusion.vlb_weight": 0.001 if loss == "rescaled_mse" else 1.0 / steps,
-            "system.schedule_sampler": metadata.get("schedule_sampler", "uniform"),
+            "system.schedule_sampler": _plain_text(metadata, "schedule_sampler", "uniform"),
             "system.ema_decay": float(str(metadata.get("ema_rate", "0.9999")).split(",")[0]),
             "system.ema_warmup": False,
             "optimizer.lr": float(metadata.get("lr", 1e-4)),
@@ -208,6 +217,14 @@ def seed_settings(metadata: dict[str, Any]) -> dict[str, Any]:
     return settings
 
 
+def _plain_text(metadata: dict[str, Any], key: str, default: str) -> str:
+    """A string entry of the metadata as a value, never a node or an interpolation (`${…}` would be resolved)."""
+    value = metadata.get(key, default)
+    if not isinstance(value, str) or "${" in value:
+        raise ValueError(f"{key}={value!r} is not a plain string")
+    return value
+
+
 def adopt_seed_metadata(cfg: DictConfig, overrides: tuple[set[str], set[str]] | None = None) -> None:
     """Configure model, process and data from the metadata.json of `model.pretrained` (when it has one)."""
     pretrained = OmegaConf.select(cfg, "model.pretrained")
@@ -218,6 +235,8 @@ def adopt_seed_metadata(cfg: DictConfig, overrides: tuple[set[str], set[str]] | 
         metadata = json.loads(metadata_file.read_text())
     except (OSError, json.JSONDecodeError) as error:
         raise ConfigError(f"{metadata_file}: not readable JSON ({error}); pass the seed's metadata.json") from None
+    trusted = trusted_targets(cfg)
+    trusted.check(metadata, str(metadata_file))
     settings = seed_settings(metadata)
     if _selected(cfg, "data.scaling") == "phase" and settings["data.channels"] == 1:
         # the seed's insar_phase model sees the wrapped phase as one channel, φ/π in [−1, 1]
@@ -233,6 +252,7 @@ def adopt_seed_metadata(cfg: DictConfig, overrides: tuple[set[str], set[str]] | 
                     raise _conflict(key, current, value, str(metadata_file))
                 continue
             OmegaConf.update(cfg, key, value)
+    trusted.check(config_body(cfg), str(metadata_file))
     log.info("model, diffusion and data configured from %s", metadata_file)
 
 

@@ -19,11 +19,10 @@ from tqdm.auto import tqdm
 from sarexp.diffusion.samplers import Sampler
 from sarexp.errors import ConfigError, DataError
 from sarexp.plotting.image_grid import image_grid
-from sarexp.rundir import record_run_info, write_metrics
+from sarexp.rundir import write_metrics
 from sarexp.systems.diffusion import model_function
-from sarexp.tasks.builders import run_dir, seed_everything
 from sarexp.tasks.figures import task_figures
-from sarexp.tasks.generative import load_diffusion_system, resolve_device, write_hdf5_atomic, write_npz_atomic
+from sarexp.tasks.generative import start_generative_run, write_hdf5_atomic, write_npz_atomic
 from sarexp.tasks.source_config import source_checkpoint
 
 log = logging.getLogger(__name__)
@@ -48,12 +47,7 @@ def sample(
     checkpoint = source_checkpoint(cfg, "sample")
     if num_samples < 1 or batch_size < 1:
         raise ConfigError("task.num_samples and task.batch_size must be >= 1")
-    directory = run_dir(cfg)
-    seed = seed_everything(cfg)
-    record_run_info(directory, seed)
-    system = load_diffusion_system(cfg, checkpoint)
-    target = resolve_device(device)
-    net = system.sampling_network(use_ema).to(target).eval()
+    directory, seed, system, net, target = start_generative_run(cfg, checkpoint, use_ema, device)
     sampler: Sampler = instantiate(cfg.sampler)
     conditions = _conditions(net, num_samples, class_label, low_res_path, seed)
     count = len(next(iter(conditions.values()))) if conditions else num_samples

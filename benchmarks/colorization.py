@@ -126,6 +126,7 @@ def main() -> None:
     system.eval()
     for name, make in (("DDIM", lambda n: DDIMSampler(steps=n, spacing="trailing", clip_denoised=False)),
                        ("DPM-Solver++ 2M", lambda n: DPMSolverSampler(steps=n, spacing="trailing",
+                                                                      lower_order_final="diffusers",
                                                                       clip_denoised=False))):
         for steps in (10, 25, 50):
             sampler = make(steps)

@@ -35,3 +35,17 @@ def run_cli(args: list[str], cwd: Path, timeout: float = 300) -> subprocess.Comp
 
 def read_metrics(run_dir: Path) -> dict[str, float]:
     return json.loads((run_dir / "metrics.json").read_text())
+
+
+def logged_images(run_dir: Path) -> dict:
+    """{tag: H×W×3 uint8 pixels of its last image} in the run's TensorBoard log (`logger=[…,tensorboard]`)."""
+    import io
+
+    import numpy as np
+    from PIL import Image
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(run_dir / "tensorboard"), size_guidance={"images": 0})
+    events.Reload()
+    return {tag: np.asarray(Image.open(io.BytesIO(events.Images(tag)[-1].encoded_image_string)).convert("RGB"))
+            for tag in events.Tags()["images"]}

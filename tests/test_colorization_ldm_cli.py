@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from cli_helpers import read_metrics, run_cli
+from cli_helpers import logged_images, read_metrics, run_cli
+from sarexp.loggers.images import to_rgb_array
 
 DATA = ["data.image_size=32", "data.simulator.scenes=24", "data.simulator.patches_per_scene=2", "data.batch_size=8",
         "data.val_batch_size=8", "callbacks.progress_bar=null", "callbacks.model_summary=null"]
@@ -34,11 +35,12 @@ def test_colorization_pipeline_through_the_cli(tmp_path: Path):
     assert 0.0 <= read_metrics(tmp_path / "ldm")["train/prompt_dropped"] <= 1.0
 
     infer = ["experiment=colorization_ldm", *data, *stages, f"ckpt_path={tmp_path / 'ldm/checkpoints/last.ckpt'}",
-             "task=colorize", "task.num_inference_steps=4"]
+             "task=colorize", "task.num_inference_steps=4", "logger=[csv,tensorboard]"]
     sar = sorted((tmp_path / "data").glob("r_000/s1_000/*.png"))
     _ok(run_cli([*infer, f"hydra.run.dir={tmp_path / 'single'}", f"task.input_image={sar[0]}", "task.region=arctic",
                  "task.season=winter", f"task.output_path={tmp_path / 'one.png'}"], tmp_path))
     assert (tmp_path / "one.png").is_file()
+    assert list(logged_images(tmp_path / "single")) == ["colorize/generated"]  # the picture in TensorBoard too
     # nothing repeated: the LDM run's config beside the checkpoint gives the rest, the same image comes out
     bare = [f"ckpt_path={tmp_path / 'ldm/checkpoints/last.ckpt'}", "task=colorize", "task.num_inference_steps=4"]
     _ok(run_cli([*bare, f"hydra.run.dir={tmp_path / 'bare'}", f"task.input_image={sar[0]}", "task.region=arctic",
@@ -49,10 +51,14 @@ def test_colorization_pipeline_through_the_cli(tmp_path: Path):
     for file in sar[:2]:
         (tmp_path / "inputs" / file.name).write_bytes(file.read_bytes())
     _ok(run_cli([*bare, f"hydra.run.dir={tmp_path / 'batch'}", "task.mode=batch", f"task.input_dir={tmp_path / 'inputs'}",
-                 "task.regions=[arctic,tropical]", "task.seasons=[winter,summer]", "+sampler=dpm_solver_latent"],
-                tmp_path))
+                 "task.regions=[arctic,tropical]", "task.seasons=[winter,summer]", "+sampler=dpm_solver_latent",
+                 "logger=[csv,tensorboard]"], tmp_path))
     written = sorted(p.name for p in (tmp_path / "batch/generated_images").glob("*.png"))
     assert len(written) == 2 * 4 + 2 and f"{sar[0].stem}_tropical_summer.png" in written
+    grids = logged_images(tmp_path / "batch")
+    assert sorted(grids) == [f"colorize/grid/{file.stem}" for file in sar[:2]]
+    assert (grids[f"colorize/grid/{sar[0].stem}"] == to_rgb_array(
+        tmp_path / "batch/generated_images" / f"{sar[0].stem}_grid.png")).all()
 
     classifier = tmp_path / "cls/checkpoints/last.ckpt"
     _ok(run_cli([*infer, f"hydra.run.dir={tmp_path / 'dataset'}", "task.mode=dataset", "task.num_samples=6",
@@ -62,6 +68,7 @@ def test_colorization_pipeline_through_the_cli(tmp_path: Path):
                 "vae_reconstruction/psnr", "other_season/season_recognition"):
         assert key in metrics, sorted(metrics)
     assert len(list((tmp_path / "dataset/dataset_results").glob("sample_*.png"))) == 6
+    assert list(logged_images(tmp_path / "dataset")) == ["colorize/panels"]
 
     bad = run_cli([*infer, f"hydra.run.dir={tmp_path / 'bad'}", f"task.input_image={sar[0]}", "task.season=monsoon"],
                   tmp_path)

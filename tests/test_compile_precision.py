@@ -8,6 +8,7 @@ import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from cli_helpers import TINY, read_metrics, run_cli
+from test_config import _upstream_checkpoints
 from sarexp.config.validation import validate_config
 from sarexp.errors import ConfigError
 from sarexp.tasks.builders import build_system
@@ -54,7 +55,7 @@ QUIET = ["callbacks.progress_bar=null", "callbacks.model_summary=null", "trainer
          "trainer.max_steps=2", "trainer.limit_train_batches=2", "trainer.limit_val_batches=1",
          "trainer.limit_test_batches=1", "logger=[csv,tensorboard]"]
 FIGURES = {"ssm4sar": ["samples/validation"], "mixmae_benv1": ["samples/validation"], "mixmae_benv1_ft": [],
-           "pdm_sar_lowres": ["samples/diffusion"]}  # drawn from bf16 outputs at validation
+           "pdm_sar_lowres": ["samples/diffusion"], "colorization_ldm": []}  # drawn from bf16 outputs at validation
 BF16_RUNS = {
     "ssm4sar": ["experiment=ssm4sar", *TINY],
     "mixmae_benv1": ["experiment=mixmae_benv1", "data.simulator.patches={train:16,validation:8,test:8}",
@@ -65,14 +66,17 @@ BF16_RUNS = {
                        "data.generator.counts={train:4,val:2,test:2}", "data.batch_size=8", "data.val_batch_size=12",
                        "model.model_channels=8", "diffusion.steps=50",
                        "callbacks.diffusion_samples.sampler.steps=3", "trainer.val_check_interval=2"],
+    # on the default data, which the upstream stages' checkpoints (made in the test) generated
+    "colorization_ldm": ["experiment=colorization_ldm", "data.batch_size=4", "data.val_batch_size=4"],
 }
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("experiment", list(BF16_RUNS))
-def test_every_system_trains_in_bf16_mixed(tmp_path, experiment):
+def test_every_system_trains_in_bf16_mixed(tmp_path, compose_config, experiment):
     run_dir = tmp_path / "run"
-    result = run_cli([*BF16_RUNS[experiment], *QUIET, f"hydra.run.dir={run_dir}"], cwd=tmp_path)
+    upstream = _upstream_checkpoints(compose_config, experiment, tmp_path)  # the LDM's frozen text encoder and VAE
+    result = run_cli([*BF16_RUNS[experiment], *upstream, *QUIET, f"hydra.run.dir={run_dir}"], cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
     assert "bfloat16 Automatic Mixed Precision" in result.stdout + result.stderr
     metrics = read_metrics(run_dir)

@@ -72,7 +72,8 @@ def test_dpm_solver_pp_matches_diffusers_without_clipping(steps):
     )
     scheduler.set_timesteps(steps)
     expected = _run_diffusers(scheduler, x.clone(), scheduler.timesteps)
-    sampler = DPMSolverSampler(steps=steps, order=2, algorithm="dpmsolver++", spacing="trailing", clip_denoised=False)
+    sampler = DPMSolverSampler(steps=steps, order=2, algorithm="dpmsolver++", spacing="trailing",
+                               lower_order_final="diffusers", clip_denoised=False)
     ours = sampler.sample(_process(), _dummy_eps, x.clone())
     assert sampler.last_nfe == steps
     torch.testing.assert_close(ours, expected, atol=1e-5, rtol=0)
@@ -117,7 +118,8 @@ def test_img2img_dpm_solver_pp_matches_diffusers_pipeline_steps():
     scheduler.set_begin_index(10)
     start = scheduler.add_noise(init, noise, timesteps[:1])
     expected = _run_diffusers(scheduler, start, timesteps)
-    sampler = DPMSolverSampler(steps=50, algorithm="dpmsolver++", spacing="trailing", clip_denoised=False)
+    sampler = DPMSolverSampler(steps=50, algorithm="dpmsolver++", spacing="trailing", lower_order_final="diffusers",
+                               clip_denoised=False)
     ours = img2img(sampler, _process(), _dummy_eps, init, 0.8, noise)
     assert sampler.last_nfe == 40
     torch.testing.assert_close(ours, expected, atol=1e-5, rtol=0)

@@ -95,3 +95,22 @@ def test_sample_plots_reach_tensorboard_and_offline_wandb(tmp_path, monkeypatch)
     media = sorted((tmp_path / "wandb").glob("offline-run-*/files/media/images/samples/validation_*.png"))
     assert len(media) == 2
     assert (to_rgb_array(media[-1]) == to_rgb_array(files[-1])).all()
+
+
+def test_task_figures_reach_the_configured_image_loggers(compose_config, tmp_path):
+    """Tasks without a Trainer (sample, evaluate, colorize) log their figures as callbacks do: PNG + same pixels."""
+    from cli_helpers import logged_images
+    from sarexp.tasks.figures import task_figures
+
+    grid = np.arange(48, dtype=np.uint8).reshape(4, 12) * 5
+    figure = _plot(None, torch.ones(1, 4))
+    with task_figures(compose_config(["experiment=pdm_sar_lowres", "logger=[csv,tensorboard]"])) as figures:
+        figures.save("sample/grid", grid, tmp_path / "run" / "samples.png")
+        figures.save("evaluate/semivariogram", figure, tmp_path / "run" / "semivariogram.png", dpi=50)
+    images = logged_images(tmp_path / "run")
+    assert sorted(images) == ["evaluate/semivariogram", "sample/grid"]
+    assert (images["sample/grid"] == grid[:, :, None]).all()
+    assert (images["evaluate/semivariogram"] == to_rgb_array(tmp_path / "run" / "semivariogram.png")).all()
+    with task_figures(compose_config(["experiment=pdm_sar_lowres"])) as figures:  # the default: csv only
+        figures.save("sample/grid", grid, tmp_path / "csv_only" / "samples.png")
+    assert (tmp_path / "csv_only" / "samples.png").is_file()

@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 import torch
 
-from cli_helpers import run_cli
+from cli_helpers import logged_images, run_cli
+from sarexp.loggers.images import to_rgb_array
 from test_unet_pretrained import SEED_METADATA, write_seed_folder
 
 pytestmark = pytest.mark.slow
@@ -141,9 +142,13 @@ def test_sample_from_a_seed_model_folder(tmp_path):
     write_seed_folder(tmp_path / "seed_model", SEED_METADATA)
     result = run_cli(["experiment=pdm_sar_lowres", "task=sample", f"model.pretrained={tmp_path / 'seed_model'}",
                       f"hydra.run.dir={tmp_path / 's'}", "sampler=ddim", "sampler.steps=3", "task.num_samples=3",
-                      "task.hdf5=false", "task.progress=false"], cwd=tmp_path)
+                      "task.hdf5=false", "task.progress=false", "logger=[csv,tensorboard,wandb]"], cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
     with np.load(tmp_path / "s" / "samples.npz") as data:
         images, labels = data["images"], data["labels"]
     assert images.shape == (3, 1, 32, 32) and np.isfinite(images).all() and labels.max() < 3  # 3 seed classes
     assert json.loads((tmp_path / "s" / "metrics.json").read_text())["sample/nfe_per_batch"] == 3
+    images = logged_images(tmp_path / "s")  # the grid in TensorBoard and W&B too, the same pixels
+    assert list(images) == ["sample/grid"]
+    assert (images["sample/grid"] == to_rgb_array(tmp_path / "s" / "samples.png")).all()
+    assert list((tmp_path / "s" / "wandb").glob("offline-run-*/files/media/images/sample/grid_*.png"))

@@ -6,7 +6,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from cli_helpers import read_metrics, run_cli
+from cli_helpers import logged_images, read_metrics, run_cli
+from sarexp.loggers.images import to_rgb_array
 
 pytestmark = pytest.mark.slow
 
@@ -44,8 +45,13 @@ def test_evaluate_writes_generative_metrics_and_plots(extractor_run):
     np.savez(samples, images=rng.uniform(-1, 1, (12, 1, 16, 16)).astype(np.float32), labels=rng.integers(0, 6, 12))
     eval_dir = workdir / "evaluate"
     result = run_cli([*TINY, "task=evaluate", f"task.samples_path={samples}", f"hydra.run.dir={eval_dir}",
-                      f"task.extractor_checkpoint={run_dir / 'checkpoints' / 'last.ckpt'}"], cwd=workdir)
+                      f"task.extractor_checkpoint={run_dir / 'checkpoints' / 'last.ckpt'}", "logger=[csv,tensorboard]"],
+                     cwd=workdir)
     assert result.returncode == 0, result.stderr[-3000:]
+    images = logged_images(eval_dir)  # the plots in TensorBoard too, the same pixels
+    assert sorted(images) == ["evaluate/samples_vs_real", "evaluate/semivariogram"]
+    for tag, image in images.items():
+        assert (image == to_rgb_array(eval_dir / f"{tag.split('/')[1]}.png")).all()
     evaluation = json.loads((eval_dir / "evaluation.json").read_text())
     for key in ("fid", "precision", "recall", "class_recognition", "fid_real_reference", "semivariogram/real/c0/lag1",
                 "semivariogram/generated/c0/lag8", "semivariogram/mean_abs_log_ratio"):

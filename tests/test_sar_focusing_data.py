@@ -12,8 +12,8 @@ import zarr
 from sarexp.data.chunk_sampler import ChunkAwareSampler
 from sarexp.data.sar_focusing import SARFocusingDataModule, SARFocusingDataset
 from sarexp.data.sar_scenes import make_input, open_scene, output_to_complex
-from sarexp.data.synthetic import stripmap
-from sarexp.data.synthetic.stripmap import write_synthetic_dataset
+from sarexp.data.synthetic import stripmap_dataset
+from sarexp.data.synthetic.stripmap_dataset import write_synthetic_dataset
 from sarexp.errors import ConfigError, DataError
 from dataset_dirs import published
 
@@ -157,7 +157,7 @@ def test_datamodule_generates_and_serves_batches(tmp_path):
 
 def test_datamodule_uses_a_dataset_published_concurrently(tmp_path, monkeypatch):
     root = tmp_path / "generated"
-    original = stripmap._write_scene
+    original = stripmap_dataset._write_scene
     raced = []
 
     def write_scene_while_another_process_publishes(*args, **kwargs):
@@ -166,7 +166,7 @@ def test_datamodule_uses_a_dataset_published_concurrently(tmp_path, monkeypatch)
             write_synthetic_dataset(root, **SIMULATOR)
         original(*args, **kwargs)
 
-    monkeypatch.setattr(stripmap, "_write_scene", write_scene_while_another_process_publishes)
+    monkeypatch.setattr(stripmap_dataset, "_write_scene", write_scene_while_another_process_publishes)
     module = SARFocusingDataModule(root=str(root), simulator=SIMULATOR, patch_length=PATCH, stride=STRIDE)
     module.prepare_data()
     assert published(tmp_path) == ["generated"]  # no staging directory left behind

@@ -10,7 +10,8 @@ from hydra.utils import get_object
 
 from sarexp.config.locate import config_dir
 from sarexp.config.signatures import static_parameters
-from sarexp.config.validation import _parameters, _target_nodes, resolve_config
+from sarexp.config.validation import _parameters, _target_nodes, resolve_config, validate_config
+from sarexp.errors import ConfigError
 
 EXPERIMENTS = sorted(path.stem for path in (config_dir() / "experiment").glob("*.yaml"))
 TASKS = sorted(path.stem for path in (config_dir() / "task").glob("*.yaml"))
@@ -68,3 +69,17 @@ def test_a_misspelled_key_is_reported_before_torch_is_imported(tmp_path):
     assert "'model.hiden_size' is not an argument of sarexp.models.s4d.SSM4SARNet" in error
     assert "did you mean 'hidden_state_size'" in error
     assert heavy == "heavy:"
+
+
+def test_a_factory_that_passes_its_keywords_to_a_class_is_checked_as_that_class(compose_config):
+    """conf/model/unet.yaml calls build_unet(pretrained, **UNet's arguments): UNet's keys stay checked, by name
+    from source and by type after import."""
+    parameters, accepts_any = static_parameters("sarexp.models.unet_pretrained.build_unet")
+    assert {"pretrained", "model_channels", "channel_mult"} <= set(parameters) and not accepts_any
+    typo = compose_config(["experiment=pdm_sar_lowres", "+model.model_chanels=3"])
+    with pytest.raises(ConfigError, match=r"'model.model_chanels' is not an argument of "
+                                          r"sarexp.models.unet_pretrained.build_unet; did you mean 'model_channels'"):
+        validate_config(typo)
+    wrong_type = compose_config(["experiment=pdm_sar_lowres", "model.model_channels=wide"])
+    with pytest.raises(ConfigError, match=r"'model.model_channels' = 'wide' is not a valid int"):
+        validate_config(wrong_type)

@@ -9,13 +9,9 @@ import pytest
 import zarr
 from scipy.signal import resample
 
-from sarexp.data.synthetic import stripmap
-from sarexp.data.synthetic.stripmap import (
-    RadarParameters,
-    azimuth_compress,
-    simulate_scene,
-    write_synthetic_dataset,
-)
+from sarexp.data.synthetic import stripmap_dataset
+from sarexp.data.synthetic.stripmap import RadarParameters, azimuth_compress, simulate_scene
+from sarexp.data.synthetic.stripmap_dataset import write_synthetic_dataset
 from sarexp.errors import ConfigError
 from dataset_dirs import published
 
@@ -170,7 +166,7 @@ def test_empty_root_directory_is_filled(tmp_path):
 
 def test_losing_a_concurrent_write_keeps_the_winners_dataset(tmp_path, monkeypatch):
     root = tmp_path / "dataset"
-    original = stripmap._write_scene
+    original = stripmap_dataset._write_scene
     raced = []
 
     def write_scene_while_another_process_publishes(*args, **kwargs):
@@ -179,7 +175,7 @@ def test_losing_a_concurrent_write_keeps_the_winners_dataset(tmp_path, monkeypat
             write_synthetic_dataset(root, seed=9, **SMALL)
         original(*args, **kwargs)
 
-    monkeypatch.setattr(stripmap, "_write_scene", write_scene_while_another_process_publishes)
+    monkeypatch.setattr(stripmap_dataset, "_write_scene", write_scene_while_another_process_publishes)
     with pytest.raises(FileExistsError):
         write_synthetic_dataset(root, seed=1, **SMALL)
     assert published(tmp_path) == ["dataset"]

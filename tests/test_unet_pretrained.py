@@ -15,7 +15,7 @@ from improved_diffusion_reference import RefUNetModel
 from sarexp.diffusion.gaussian import gaussian_diffusion
 from sarexp.errors import ConfigError
 from sarexp.models.unet import UNet
-from sarexp.models.unet_pretrained import per_head_to_per_kind, seed_weights_file
+from sarexp.models.unet_pretrained import build_unet, per_head_to_per_kind, seed_weights_file
 from sarexp.tasks.source_config import CHANNEL_MULT, adopt_run_config, adopt_seed_metadata, seed_settings
 
 SEED_METADATA = {  # the keys the seed's train.py dumps (values of a tiny model)
@@ -63,7 +63,7 @@ def write_seed_folder(folder: Path, metadata: dict) -> tuple[RefUNetModel, RefUN
 def sarexp_network(metadata: dict, pretrained: str | None) -> UNet:
     settings = seed_settings(metadata)
     model = {key.split(".", 1)[1]: value for key, value in settings.items() if key.startswith("model.")}
-    return UNet(**model, pretrained=pretrained).eval()
+    return build_unet(**model, pretrained=pretrained).eval()
 
 
 def test_qkv_rows_are_regrouped_from_per_head_to_per_kind():

@@ -4,7 +4,9 @@ Validation checks config keys in two passes: first against these statically read
 misspelled or missing key (`+model.hiden_size=3`) fails in well under a second; then against the imported
 callables, which also checks value types. Reading is deliberately conservative: whenever the source
 could mean something else than it shows (a decorator, a metaclass, `__new__`, a name bound by anything
-but a plain import, class or def), it returns None and the import-based pass decides.
+but a plain import, class or def), it returns None and the import-based pass decides. The one decorator it
+reads is sarexp's own `passes_keywords_to(Target)` (sarexp.config.forwarding): the factory's parameters, then
+Target's, all keyword-only, as the decorator declares them at run time.
 """
 
 import ast
@@ -14,6 +16,7 @@ from functools import lru_cache
 from pathlib import Path
 
 _MAX_HOPS = 8  # re-exports followed (`from .trainer import Trainer` in a package __init__)
+_FORWARDING = ("sarexp.config.forwarding", "passes_keywords_to")  # the decorator read from source
 
 
 def static_parameters(dotted: str) -> tuple[dict[str, inspect.Parameter], bool] | None:
@@ -63,7 +66,11 @@ def _lookup(path: Path, module: str, name: str, hops: int) -> tuple[dict[str, in
         return None
     node = bindings[0]
     if isinstance(node, ast.FunctionDef):
-        return None if node.decorator_list else _from_arguments(node.args, drop_first=False)
+        if not node.decorator_list:
+            return _from_arguments(node.args, drop_first=False)
+        target = _forwarded_to(tree, module, path, node)
+        passed = _lookup(path, module, target, hops - 1) if target else None
+        return None if passed is None else _keyword_only(_from_arguments(node.args, drop_first=False)[0], passed)
     if isinstance(node, ast.ClassDef):
         return _class_parameters(node)
     if isinstance(node, ast.ImportFrom):
@@ -72,6 +79,31 @@ def _lookup(path: Path, module: str, name: str, hops: int) -> tuple[dict[str, in
         source_path = _module_file(source) if source else None
         return _lookup(source_path, source, original, hops - 1) if source_path else None
     return None
+
+
+def _forwarded_to(tree: ast.Module, module: str, path: Path, node: ast.FunctionDef) -> str | None:
+    """The name of Target when `node`'s only decorator is `@passes_keywords_to(Target)`, imported from
+    sarexp.config.forwarding; else None."""
+    if len(node.decorator_list) != 1:
+        return None
+    call = node.decorator_list[0]
+    if not (isinstance(call, ast.Call) and isinstance(call.func, ast.Name) and not call.keywords
+            and len(call.args) == 1 and isinstance(call.args[0], ast.Name)):
+        return None
+    bindings = [statement for statement in tree.body if _binds(statement, call.func.id)]
+    if len(bindings) != 1 or not isinstance(bindings[0], ast.ImportFrom):
+        return None
+    imported = next(alias.name for alias in bindings[0].names if (alias.asname or alias.name) == call.func.id)
+    return call.args[0].id if (_absolute(bindings[0], module, path), imported) == _FORWARDING else None
+
+
+def _keyword_only(own: dict[str, inspect.Parameter], passed: tuple[dict[str, inspect.Parameter], bool]
+                  ) -> tuple[dict[str, inspect.Parameter], bool]:
+    """The factory's own parameters, then those it passes on, all keyword-only (see sarexp.config.forwarding)."""
+    parameters, accepts_any = passed
+    merged = {**own, **{name: parameter for name, parameter in parameters.items() if name not in own}}
+    keyword_only = {name: parameter.replace(kind=inspect.Parameter.KEYWORD_ONLY) for name, parameter in merged.items()}
+    return keyword_only, accepts_any
 
 
 def _binds(node: ast.stmt, name: str) -> bool:

@@ -47,7 +47,7 @@ from sarexp.data.sar_scenes import (
 )
 from sarexp.data.scene_tiles import SceneTileDataset
 from sarexp.data.synthetic.staging import is_missing_or_empty
-from sarexp.data.synthetic.stripmap import write_synthetic_dataset
+from sarexp.data.synthetic.stripmap_dataset import write_synthetic_dataset
 from sarexp.errors import ConfigError, DataError
 
 SPLITS = ("training", "validation")

@@ -5,7 +5,7 @@ Layout
 ``<root>/training/*.zarr`` and ``<root>/validation/*.zarr`` (the test split is the validation split).
 Each store is a zarr group (format 2 or 3) with complex arrays ``rc`` (range-compressed, model input) and
 ``az`` (azimuth-compressed, target; may be absent for prediction) of the same shape (azimuth, range).
-:mod:`sarexp.data.synthetic.stripmap` writes this layout.
+:mod:`sarexp.data.synthetic.stripmap_dataset` writes this layout.
 
 Normalisation
 -------------

@@ -27,7 +27,6 @@ from sarexp.diffusion.respace import spaced_timesteps
 from sarexp.diffusion.schedules import MAX_BETA
 from sarexp.errors import ConfigError
 
-LOWER_ORDER_FINAL_BELOW = 15  # step counts where the last steps use lower orders (as diffusers' multistep solver)
 
 
 class CountingModel:
@@ -170,13 +169,24 @@ class DDIMSampler(Sampler):
 
 class DPMSolverSampler(Sampler):
     """Multistep DPM-Solver (``algorithm: dpmsolver``, noise prediction) or DPM-Solver++ (``dpmsolver++``, data
-    prediction) of `order` 1, 2 or 3 in λ = log(α/σ). The first steps use the orders their history allows and,
-    with `lower_order_final` and fewer than 15 steps, the last steps drop to the number of steps left, counting
-    the return of x̂_0 as a final first-order step to σ = 0, as diffusers does (higher
-    orders are unstable over the long last steps of very short schedules). Order 1 of either algorithm is DDIM
-    with η = 0."""
+    prediction) of `order` 1, 2 or 3 in λ = log(α/σ). The first steps use the orders their history allows; on
+    short runs the last steps use lower orders too (higher orders are unstable over the long last steps of very
+    short schedules), by one of two conventions (`lower_order_final`):
+
+    - ``dpm-solver`` (LuChengTHU/dpm-solver, ``DPM_Solver.sample``, method multistep): with fewer than 10 updates
+      (its `steps`: one fewer than the grid points, x̂_0 is then predicted at the last point), the k-th last update
+      has order ≤ k, so the last update is first order;
+    - ``diffusers`` (``DPMSolverMultistepScheduler``): with fewer than 15 grid points (its ``len(timesteps)``, the
+      whole grid also when img2img skips its first points), the return of x̂_0 counts as a final first-order step
+      to σ = 0 and the k-th last update has order ≤ k + 1;
+    - ``none``: no lowering (either reference with ``lower_order_final=False``).
+
+    Order 1 of either algorithm is DDIM with η = 0."""
 
     ALGORITHMS = ("dpmsolver", "dpmsolver++")
+    LOWER_ORDER_FINAL = ("dpm-solver", "diffusers", "none")
+    DPM_SOLVER_LOWERS_BELOW = 10  # updates (dpm-solver's `steps`)
+    DIFFUSERS_LOWERS_BELOW = 15  # grid points (diffusers' len(timesteps))
 
     def __init__(
         self,
@@ -184,7 +194,7 @@ class DPMSolverSampler(Sampler):
         order: int = 2,
         algorithm: str = "dpmsolver++",
         spacing: str = "logsnr",
-        lower_order_final: bool = True,
+        lower_order_final: str = "dpm-solver",
         clip_denoised: bool = True,
         skip_clipped_steps: bool = True,
         min_alpha_bar: float = 0.0,
@@ -194,8 +204,22 @@ class DPMSolverSampler(Sampler):
             raise ConfigError(f"sampler.order must be 1, 2 or 3, got {order}")
         if algorithm not in self.ALGORITHMS:
             raise ConfigError(f"sampler.algorithm must be one of {', '.join(self.ALGORITHMS)}, got {algorithm!r}")
+        if lower_order_final not in self.LOWER_ORDER_FINAL:
+            raise ConfigError(f"sampler.lower_order_final must be one of {', '.join(self.LOWER_ORDER_FINAL)}, "
+                              f"got {lower_order_final!r}")
         self.steps, self.order, self.algorithm = steps, order, algorithm
         self.spacing, self.lower_order_final = spacing, lower_order_final
+
+    def update_orders(self, points: int) -> list[int]:
+        """The order of each of the `points` − 1 updates of a run over `points` grid points (of a grid of
+        `points` + skip_steps, img2img)."""
+        updates = points - 1
+        orders = [min(self.order, position + 1) for position in range(updates)]  # the history each update has
+        if self.lower_order_final == "dpm-solver" and updates < self.DPM_SOLVER_LOWERS_BELOW:
+            orders = [min(order, updates - position) for position, order in enumerate(orders)]
+        elif self.lower_order_final == "diffusers" and points + self.skip_steps < self.DIFFUSERS_LOWERS_BELOW:
+            orders = [min(order, updates - position + 1) for position, order in enumerate(orders)]
+        return orders
 
     def _run(
         self, diffusion: GaussianDiffusion, model_fn: ModelFn, noise: torch.Tensor, progress: bool
@@ -210,17 +234,14 @@ class DPMSolverSampler(Sampler):
         x = noise
         history: list[tuple[int, torch.Tensor]] = []  # (index, model value), newest last
         x0 = noise
-        transitions = len(indices) - 1
+        orders = self.update_orders(len(indices))
         for position, index in enumerate(_steps_bar(indices, progress, self.algorithm)):
             eps, x0 = self._denoise(diffusion, model_fn, x, index)
             history = (history + [(index, x0 if data_prediction else eps)])[-self.order :]
-            if position == transitions:
+            if position == len(orders):
                 break
-            order = min(self.order, len(history))
-            if self.lower_order_final and len(indices) < LOWER_ORDER_FINAL_BELOW:
-                order = min(order, transitions - position + 1)  # the return of x̂_0 is the final first-order step
             target = indices[position + 1]
-            x = self._update(x, history[-order:], target, lam, log_alpha, sigma, data_prediction)
+            x = self._update(x, history[-orders[position]:], target, lam, log_alpha, sigma, data_prediction)
         return x0
 
     @staticmethod

@@ -1,4 +1,4 @@
-"""Pictures in every logger: one helper that every callback (and future system) calls for its figures.
+"""Pictures in every logger: one helper that every callback and task (sarexp.tasks.figures) calls for its figures.
 
 A figure is written as a PNG in the run dir (atomically: temp file beside the target, then rename) and
 the very same pixels are logged to each active logger under a stable tag with the global step:
@@ -61,15 +61,26 @@ def save_png(image: ImageLike, path: Path, dpi: int = 100) -> np.ndarray:
     return pixels
 
 
-def log_image(trainer: Any, tag: str, image: ImageLike, step: int | None = None) -> None:
-    """Log `image` to every logger of `trainer` that shows images, at `step` (default: the global step)."""
+def image_loggers(loggers: list[Any]) -> list[Any]:
+    """The loggers that show images: TensorBoard and W&B."""
     from lightning.pytorch.loggers import TensorBoardLogger, WandbLogger
 
-    loggers = [logger for logger in trainer.loggers if isinstance(logger, (TensorBoardLogger, WandbLogger))]
+    return [logger for logger in loggers if isinstance(logger, (TensorBoardLogger, WandbLogger))]
+
+
+def log_image(trainer: Any, tag: str, image: ImageLike, step: int | None = None) -> None:
+    """Log `image` to every logger of `trainer` that shows images, at `step` (default: the global step)."""
+    log_image_to(trainer.loggers, tag, image, trainer.global_step if step is None else step)
+
+
+def log_image_to(loggers: list[Any], tag: str, image: ImageLike, step: int) -> None:
+    """Log `image` to each of `loggers` that shows images (TensorBoard, W&B), at `step`."""
+    from lightning.pytorch.loggers import TensorBoardLogger
+
+    loggers = image_loggers(loggers)
     if not loggers:
         return
     pixels = to_rgb_array(image)
-    step = trainer.global_step if step is None else step
     for logger in loggers:
         if isinstance(logger, TensorBoardLogger):
             logger.experiment.add_image(tag, pixels, global_step=step, dataformats="HWC")

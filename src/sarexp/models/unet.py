@@ -127,9 +127,8 @@ class UNet(nn.Module):
     num_classes: class-conditional when > 0 (class_cond); learn_sigma doubles the output channels;
     super_resolution: conditioned on a low-resolution image, upsampled (bilinear) to the output size and
     concatenated to x_t as extra input channels (the seed's SuperResModel); num_heads_upsample: heads of the
-    decoder's attention (−1: num_heads, the seed's default); pretrained: weights to start from — a folder or file
-    of the seed's released models (improved-diffusion names, mapped) or a sarexp checkpoint
-    (:mod:`sarexp.models.unet_pretrained`).
+    decoder's attention (−1: num_heads, the seed's default). Weights from elsewhere (`model.pretrained`) are
+    loaded by :func:`sarexp.models.unet_pretrained.build_unet`, which conf/model/unet.yaml calls.
     """
 
     conditioning: tuple[str, ...] = ()
@@ -150,7 +149,6 @@ class UNet(nn.Module):
         conv_resample: bool = True,
         super_resolution: bool = False,
         num_heads_upsample: int = -1,
-        pretrained: str | None = None,
     ) -> None:
         super().__init__()
         if image_size % 2 ** (len(channel_mult) - 1):
@@ -208,10 +206,6 @@ class UNet(nn.Module):
         self.out = nn.Sequential(group_norm(channels), nn.SiLU(), nn.Conv2d(channels, out_channels, 3, padding=1))
         nn.init.zeros_(self.out[-1].weight)
         nn.init.zeros_(self.out[-1].bias)
-        if pretrained:
-            from sarexp.models.unet_pretrained import load_pretrained_unet  # reads files: only when asked
-
-            load_pretrained_unet(self, pretrained)
 
     def embed(self, t: torch.Tensor, label: torch.Tensor | None) -> torch.Tensor:
         emb = self.time_embed(timestep_embedding(t, self.model_channels))

@@ -1,4 +1,5 @@
-"""Weights for :class:`sarexp.models.unet.UNet` from elsewhere (`model.pretrained=PATH`).
+"""Weights for :class:`sarexp.models.unet.UNet` from elsewhere (`model.pretrained=PATH`), loaded by
+:func:`build_unet`, the `_target_` of conf/model/unet.yaml; the network module itself reads no files.
 
 PATH may be
 - a folder of the seed's released models (Tuel, Kerdreux et al. 2023, Zenodo 8222779, unzipped): bare
@@ -17,11 +18,13 @@ maps names and rows by walking the sarexp network, so the mapping follows whatev
 import logging
 import re
 from pathlib import Path
+from typing import Any
 
 import torch
 
-from sarexp.io.checkpoint_io import load_weights_file
+from sarexp.config.forwarding import passes_keywords_to
 from sarexp.errors import ConfigError
+from sarexp.io.checkpoint_io import load_weights_file
 from sarexp.models.unet import AttentionBlock, Downsample, UNet, Upsample, _Stage
 
 log = logging.getLogger(__name__)
@@ -34,6 +37,16 @@ KEY = "config key 'model.pretrained'"
 RESBLOCK_NAMES = {"in_layers.0": "in_layers.0", "in_layers.2": "in_layers.2", "emb_layers.1": "emb_layers.1",
                   "out_layers.0": "out_norm", "out_layers.3": "out_layers.2", "skip_connection": "skip"}
 ATTENTION_NAMES = {"norm": "norm", "qkv": "qkv", "proj_out": "proj"}
+
+
+@passes_keywords_to(UNet)
+def build_unet(pretrained: str | None = None, **config: Any) -> UNet:
+    """The UNet of `config` (UNet's arguments, checked as such by the config validator), with the weights of
+    `pretrained` when given (see the module docstring)."""
+    net = UNet(**config)
+    if pretrained:
+        load_pretrained_unet(net, pretrained)
+    return net
 
 
 def seed_weights_file(path: Path) -> Path:

@@ -9,7 +9,9 @@ dpm_solver_latent for DPM-Solver++), run for task.num_inference_steps.
 Modes (task.mode): ``single`` (task.input_image + region + season → task.output_path), ``batch`` (every PNG of
 task.input_dir × task.regions × task.seasons → <stem>_<region>_<season>.png and <stem>_grid.png, regions as
 rows) and ``dataset`` (task.num_samples validation pairs → SAR | generated | ground truth panels and metrics,
-see :mod:`sarexp.tasks.colorize_dataset`). Returns images per second (single, batch) or the PSNR (dataset).
+see :mod:`sarexp.tasks.colorize_dataset`). Returns images per second (single, batch) or the PSNR (dataset). The
+configured image loggers get the same pictures: ``colorize/generated`` (single), ``colorize/grid/<stem>`` (batch),
+``colorize/panels`` (dataset).
 
 The model, diffusion, data, system and sampler settings and the clip_checkpoint / vae_checkpoint come from the
 LDM run that wrote ckpt_path (its `.hydra/config.yaml`, :mod:`sarexp.tasks.source_config`), so
@@ -34,6 +36,7 @@ from sarexp.tasks.builders import build_system, run_dir, seed_everything
 from sarexp.tasks.checkpoints import loading
 from sarexp.tasks.colorize_dataset import check_classifier_runs, colorize_dataset
 from sarexp.tasks.colorize_output import write_png_atomic
+from sarexp.tasks.figures import TaskFigures, task_figures
 from sarexp.tasks.generative import resolve_device
 from sarexp.tasks.source_config import run_checkpoint
 
@@ -123,6 +126,7 @@ def colorize(
 
     size = int(cfg.data.image_size)
     started = time.perf_counter()
+<<<<<<< HEAD
     if mode == "single":
         count = _single(cfg, run, input_image, region, season, output_path, directory, size)
     elif mode == "batch":
@@ -139,6 +143,28 @@ def colorize(
                                    season_classifier_checkpoint, target, trusted)
         write_metrics(directory, metrics)
         return metrics["psnr"]
+=======
+    with task_figures(cfg) as figures:
+        if mode == "single":
+            count = _single(cfg, run, input_image, region, season, output_path, directory, size, figures)
+        elif mode == "batch":
+            count = _batch(cfg, run, input_dir, regions, seasons, output_dir, directory, size, figures)
+        else:
+            from sarexp.tasks.colorize_dataset import colorize_dataset
+
+            def reconstruct(images: torch.Tensor) -> torch.Tensor:
+                """decode(encode(x)) through the frozen VAE: the ceiling of any latent colorization."""
+                encoders = system.encoders
+                return torch.cat([encoders.decode(encoders.condition_latent(images[i : i + batch_size].to(target)))
+                                  for i in range(0, len(images), batch_size)]).float().cpu()
+
+            panels = Path(output_dir) if output_dir else directory / "dataset_results"
+            metrics = colorize_dataset(cfg, run, reconstruct, panels, num_samples, baselines, extractor_checkpoint,
+                                       inception_weights, season_classifier_checkpoint, target)
+            figures.log_png("colorize/panels", panels / "panels.png")
+            write_metrics(directory, metrics)
+            return metrics["psnr"]
+>>>>>>> house
     speed = count / (time.perf_counter() - started)
     write_metrics(directory, {"images_per_second": speed, "nfe_per_image": sampler.last_nfe})
     log.info("colorized %d image(s), %.3f images/s", count, speed)
@@ -146,7 +172,7 @@ def colorize(
 
 
 def _single(cfg: DictConfig, run: Any, input_image: str | None, region: str | None, season: str | None,
-            output_path: str | None, directory: Path, size: int) -> int:
+            output_path: str | None, directory: Path, size: int, figures: TaskFigures) -> int:
     from sarexp.data.colorization import load_sar_image
 
     if not input_image:
@@ -155,12 +181,13 @@ def _single(cfg: DictConfig, run: Any, input_image: str | None, region: str | No
     image = run(load_sar_image(input_image, size), [prompt])
     path = Path(output_path) if output_path else directory / "generated_image.png"
     write_png_atomic(path, image.numpy())
+    figures.log_png("colorize/generated", path)
     log.info("%s (%s) → %s", input_image, prompt, path)
     return 1
 
 
 def _batch(cfg: DictConfig, run: Any, input_dir: str | None, regions: list[str] | None, seasons: list[str] | None,
-           output_dir: str | None, directory: Path, size: int) -> int:
+           output_dir: str | None, directory: Path, size: int, figures: TaskFigures) -> int:
     from sarexp.data.colorization import load_sar_image
     from sarexp.plotting.image_grid import image_grid
 
@@ -180,5 +207,6 @@ def _batch(cfg: DictConfig, run: Any, input_dir: str | None, regions: list[str] 
         for (region, season), image in zip(combinations, images):
             write_png_atomic(out / f"{file.stem}_{region}_{season}.png", image[None])
         write_png_atomic(out / f"{file.stem}_grid.png", image_grid(images, columns=len(seasons)), tiled=True)
+        figures.log_png(f"colorize/grid/{file.stem}", out / f"{file.stem}_grid.png")
     log.info("%d image(s) × %d prompts → %s", len(files), len(prompts), out)
     return len(files) * len(prompts)

@@ -13,7 +13,8 @@ from the configured data module and a feature extractor (:mod:`sarexp.tasks.feat
 - ``semivariogram/{real,generated}/c<channel>/lag<h>`` and ``semivariogram/mean_abs_log_ratio`` (mean over
   lags and channels of |ln γ_generated/γ_real|);
 
-and ``semivariogram.png``, ``samples_vs_real.png``. Returns the FID.
+and ``semivariogram.png``, ``samples_vs_real.png`` (also in the configured image loggers, tags
+``evaluate/semivariogram`` and ``evaluate/samples_vs_real``). Returns the FID.
 """
 
 import logging
@@ -34,6 +35,7 @@ from sarexp.plotting.generative import real_and_generated_grid
 from sarexp.rundir import record_run_info, write_json_atomic
 from sarexp.tasks.builders import build_datamodule, run_dir, seed_everything
 from sarexp.tasks.feature_extractors import extractor_run_config, load_feature_extractor
+from sarexp.tasks.figures import TaskFigures, task_figures
 from sarexp.tasks.source_config import adopt_samples_config
 
 log = logging.getLogger(__name__)
@@ -93,7 +95,8 @@ def extract(
     return np.concatenate(features), np.concatenate(logits)
 
 
-def _semivariogram_entries(real: np.ndarray, generated: np.ndarray, max_lag: int, directory: Path) -> dict[str, float]:
+def _semivariogram_entries(real: np.ndarray, generated: np.ndarray, max_lag: int, directory: Path,
+                           figures: TaskFigures) -> dict[str, float]:
     max_lag = min(max_lag, real.shape[-1] - 1)
     lags, gamma_real = semivariogram(real, max_lag)
     _, gamma_generated = semivariogram(generated, max_lag)
@@ -105,7 +108,7 @@ def _semivariogram_entries(real: np.ndarray, generated: np.ndarray, max_lag: int
     entries["semivariogram/mean_abs_log_ratio"] = float(ratio.mean())
     channels = [f"channel {channel}" for channel in range(real.shape[1])]
     figure = plot_semivariograms(lags, {"real": gamma_real, "generated": gamma_generated}, channels)
-    figure.savefig(directory / "semivariogram.png", dpi=120)
+    figures.save("evaluate/semivariogram", figure, directory / "semivariogram.png", dpi=120)
     plt.close(figure)
     return entries
 
@@ -161,10 +164,11 @@ def evaluate_generative(
         results["class_recognition_chance"] = 1.0 / num_classes
         if real_labels is not None:
             results["real_class_recognition"] = float((real_logits.argmax(axis=1) == real_labels).mean())
-    results.update(_semivariogram_entries(real, generated, semivariogram_max_lag, directory))
-    figure = real_and_generated_grid(real, generated)
-    figure.savefig(directory / "samples_vs_real.png", dpi=120)
-    plt.close(figure)
+    with task_figures(cfg) as figures:
+        results.update(_semivariogram_entries(real, generated, semivariogram_max_lag, directory, figures))
+        figure = real_and_generated_grid(real, generated)
+        figures.save("evaluate/samples_vs_real", figure, directory / "samples_vs_real.png", dpi=120)
+        plt.close(figure)
     write_json_atomic(directory / "evaluation.json", results)
     log.info("FID %.4g, precision %.3f, recall %.3f%s", results["fid"], precision, recall,
              f", class recognition {results['class_recognition']:.3f}" if "class_recognition" in results else "")

@@ -16,10 +16,10 @@ from tqdm.auto import tqdm
 
 from sarexp.diffusion.respace import spaced_timesteps
 from sarexp.errors import ConfigError
-from sarexp.rundir import record_run_info, write_metrics
+from sarexp.rundir import write_metrics
 from sarexp.systems.diffusion import conditioning_of, model_function
-from sarexp.tasks.builders import build_datamodule, run_dir, seed_everything
-from sarexp.tasks.generative import load_diffusion_system, resolve_device
+from sarexp.tasks.builders import build_datamodule
+from sarexp.tasks.generative import start_generative_run
 from sarexp.tasks.source_config import source_checkpoint
 
 log = logging.getLogger(__name__)
@@ -41,12 +41,7 @@ def likelihood(
     checkpoint = source_checkpoint(cfg, "likelihood")
     if split not in SPLIT_STAGES:
         raise ConfigError(f"task.split={split!r}: use val or test")
-    directory = run_dir(cfg)
-    seed = seed_everything(cfg)
-    record_run_info(directory, seed)
-    system = load_diffusion_system(cfg, checkpoint)
-    target = resolve_device(device)
-    net = system.sampling_network(use_ema).to(target).eval()
+    directory, _, system, net, target = start_generative_run(cfg, checkpoint, use_ema, device)
     diffusion = system.diffusion
     if steps is not None:
         diffusion = diffusion.respaced(spaced_timesteps(diffusion.alphas_cumprod, steps))

@@ -1,8 +1,8 @@
 """task=sample: draw images from a trained diffusion model (EMA weights by default) with the configured sampler.
 
 Writes to the run directory `samples.npz` (`images` float32 (N, C, H, W) in the data scale [−1, 1], `labels`
-int64 (N,) for class-conditional models), the same as `samples.h5`, and a PNG grid `samples.png`; prints the
-sampling speed. Super-resolution models are conditioned on the low-resolution images of an .npz file in
+int64 (N,) for class-conditional models), the same as `samples.h5`, and a PNG grid `samples.png` (also in the
+configured image loggers, tag ``sample/grid``); prints the sampling speed. Super-resolution models are conditioned on the low-resolution images of an .npz file in
 that layout (`task.low_res_path`, e.g. the samples of a low-resolution model), whose labels are reused.
 """
 
@@ -14,17 +14,15 @@ import numpy as np
 import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig
-from PIL import Image
 from tqdm.auto import tqdm
 
 from sarexp.diffusion.samplers import Sampler
 from sarexp.errors import ConfigError, DataError
 from sarexp.plotting.image_grid import image_grid
-from sarexp.rundir import record_run_info, write_metrics
+from sarexp.rundir import write_metrics
 from sarexp.systems.diffusion import model_function
-from sarexp.tasks.builders import run_dir, seed_everything
-from sarexp.tasks.generative import load_diffusion_system, resolve_device, write_hdf5_atomic, write_npz_atomic
-from sarexp.io.atomic import write_file_atomically
+from sarexp.tasks.figures import task_figures
+from sarexp.tasks.generative import start_generative_run, write_hdf5_atomic, write_npz_atomic
 from sarexp.tasks.source_config import source_checkpoint
 
 log = logging.getLogger(__name__)
@@ -49,12 +47,7 @@ def sample(
     checkpoint = source_checkpoint(cfg, "sample")
     if num_samples < 1 or batch_size < 1:
         raise ConfigError("task.num_samples and task.batch_size must be >= 1")
-    directory = run_dir(cfg)
-    seed = seed_everything(cfg)
-    record_run_info(directory, seed)
-    system = load_diffusion_system(cfg, checkpoint)
-    target = resolve_device(device)
-    net = system.sampling_network(use_ema).to(target).eval()
+    directory, seed, system, net, target = start_generative_run(cfg, checkpoint, use_ema, device)
     sampler: Sampler = instantiate(cfg.sampler)
     conditions = _conditions(net, num_samples, class_label, low_res_path, seed)
     count = len(next(iter(conditions.values()))) if conditions else num_samples
@@ -79,8 +72,8 @@ def sample(
     write_npz_atomic(directory / "samples.npz", **arrays)
     if hdf5:
         write_hdf5_atomic(directory / "samples.h5", **arrays)
-    grid = Image.fromarray(image_grid(images, grid_columns))
-    write_file_atomically(directory / "samples.png", lambda handle: grid.save(handle, format="PNG"))
+    with task_figures(cfg) as figures:
+        figures.save("sample/grid", image_grid(images, grid_columns), directory / "samples.png")
     speed = count / seconds
     write_metrics(
         directory,

@@ -36,3 +36,24 @@ def test_sampling_defaults_to_the_measured_fast_sampler_on_sar_and_full_ddpm_els
     for experiment in ("pdm_sar_superres", "pdm_insar_phase", "pdm_insar_noise"):
         other = instantiate(compose_config([f"experiment={experiment}", "task=sample"]).sampler)
         assert type(other).__name__ == "AncestralSampler" and other.steps is None
+
+
+def test_a_run_config_from_before_the_unet_loader_moved_still_adopts(compose_config, tmp_path):
+    """Runs trained when the UNet loaded its own weights saved `_target_: sarexp.models.unet.UNet` with
+    `pretrained`; sampling from them must still build the network (through build_unet)."""
+    from hydra.utils import instantiate
+    from omegaconf import OmegaConf
+
+    from sarexp.models.unet import UNet
+    from sarexp.tasks.source_config import adopt_run_config
+
+    old = compose_config(["experiment=pdm_sar_lowres"])
+    old.model._target_ = "sarexp.models.unet.UNet"
+    config_file = tmp_path / "old_run" / ".hydra" / "config.yaml"
+    config_file.parent.mkdir(parents=True)
+    OmegaConf.save(old, config_file)
+    cfg = compose_config(["experiment=pdm_sar_lowres"])
+    adopt_run_config(cfg, config_file, overrides=(set(), set()))
+    assert cfg.model._target_ == "sarexp.models.unet_pretrained.build_unet"
+    network = instantiate({key: value for key, value in cfg.model.items() if key != "compile"})
+    assert isinstance(network, UNet)

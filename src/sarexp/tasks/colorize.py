@@ -126,32 +126,12 @@ def colorize(
 
     size = int(cfg.data.image_size)
     started = time.perf_counter()
-<<<<<<< HEAD
-    if mode == "single":
-        count = _single(cfg, run, input_image, region, season, output_path, directory, size)
-    elif mode == "batch":
-        count = _batch(cfg, run, input_dir, regions, seasons, output_dir, directory, size)
-    else:
-        def reconstruct(images: torch.Tensor) -> torch.Tensor:
-            """decode(encode(x)) through the frozen VAE: the ceiling of any latent colorization."""
-            encoders = system.encoders
-            return torch.cat([encoders.decode(encoders.condition_latent(images[i : i + batch_size].to(target)))
-                              for i in range(0, len(images), batch_size)]).float().cpu()
-
-        metrics = colorize_dataset(cfg, run, reconstruct, Path(output_dir) if output_dir else directory / "dataset_results",
-                                   num_samples, baselines, extractor_checkpoint, inception_weights,
-                                   season_classifier_checkpoint, target, trusted)
-        write_metrics(directory, metrics)
-        return metrics["psnr"]
-=======
     with task_figures(cfg) as figures:
         if mode == "single":
             count = _single(cfg, run, input_image, region, season, output_path, directory, size, figures)
         elif mode == "batch":
             count = _batch(cfg, run, input_dir, regions, seasons, output_dir, directory, size, figures)
         else:
-            from sarexp.tasks.colorize_dataset import colorize_dataset
-
             def reconstruct(images: torch.Tensor) -> torch.Tensor:
                 """decode(encode(x)) through the frozen VAE: the ceiling of any latent colorization."""
                 encoders = system.encoders
@@ -160,11 +140,10 @@ def colorize(
 
             panels = Path(output_dir) if output_dir else directory / "dataset_results"
             metrics = colorize_dataset(cfg, run, reconstruct, panels, num_samples, baselines, extractor_checkpoint,
-                                       inception_weights, season_classifier_checkpoint, target)
+                                       inception_weights, season_classifier_checkpoint, target, trusted)
             figures.log_png("colorize/panels", panels / "panels.png")
             write_metrics(directory, metrics)
             return metrics["psnr"]
->>>>>>> house
     speed = count / (time.perf_counter() - started)
     write_metrics(directory, {"images_per_second": speed, "nfe_per_image": sampler.last_nfe})
     log.info("colorized %d image(s), %.3f images/s", count, speed)

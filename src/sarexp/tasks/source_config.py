@@ -85,6 +85,7 @@ def adopt_run_config(cfg: DictConfig, config_file: Path, groups: tuple[str, ...]
     """Replace `groups` of cfg by those of the run config `config_file`, keeping command-line overrides; the
     `top_level` keys (values the groups interpolate, e.g. `${clip_checkpoint}`) too, unless set on the command line."""
     source = load_config_file(config_file)
+    upgrade_moved_targets(source)
     origin = str(config_file)
     trusted = trusted_targets(cfg)
     trusted.check(source, origin)
@@ -115,6 +116,28 @@ def adopt_run_config(cfg: DictConfig, config_file: Path, groups: tuple[str, ...]
                 cfg[key] = raw
     trusted.check(config_body(cfg), origin)
     log.info("settings of %s taken from %s (command-line overrides kept)", ", ".join(groups + top_level), config_file)
+
+
+# Targets that moved, for run configs written before the move: (old target, a key only the old node has) → new.
+MOVED_TARGETS = {("sarexp.models.unet.UNet", "pretrained"): "sarexp.models.unet_pretrained.build_unet"}
+
+
+def upgrade_moved_targets(source: DictConfig) -> None:
+    """Point the nodes of an older run's config at where their targets live now, so its checkpoint still loads
+    (a UNet node that carries `pretrained` was written when the UNet loaded its own weights)."""
+    for node in _dict_nodes(source):
+        for (old, marker), new in MOVED_TARGETS.items():
+            if node.get("_target_") == old and marker in node:
+                node._target_ = new
+
+
+def _dict_nodes(node: DictConfig) -> list[DictConfig]:
+    found = [node]
+    for key in node:
+        child = node._get_node(key)
+        if isinstance(child, DictConfig):
+            found.extend(_dict_nodes(child))
+    return found
 
 
 def _check_locked(cfg: DictConfig, source: DictConfig, keys: list[str], origin: str) -> None:

@@ -10,7 +10,9 @@ never copied into sarexp), and the run-time shims they need on this machine:
   behaviour (the same arithmetic). `torch.cuda.synchronize` in its engine is a no-op without CUDA.
 - mstpp (caiyuanhao1998/MST-plus-plus): needs einops and, for its datasets, opencv (pip extra `parity`). On a
   CPU its network returns a channels-last tensor, on which its `Loss_MRAE` (`.view(-1)`) fails: the step makes
-  the output contiguous first (one copy of the output).
+  the output contiguous first (one copy of the output). Its test_develop_code/utils.py imports `hdf5storage`
+  (to save .mat results) and fvcore's `FlopCountAnalysis` (to count FLOPs), neither used by the forward
+  timed here: empty stand-ins when the packages are absent.
 """
 
 import importlib
@@ -25,14 +27,16 @@ from torch import nn
 
 from parity_support import Settings, Skip, reference_imports, shim
 
-SUBDIRS = {"mstpp": "train_code", "mstpp_test": "test_develop_code", "pdm": "", "sarwmixmae": ""}
-CHECKOUTS = {"mstpp_test": "mstpp"}
+SUBDIRS = {"mstpp": "train_code", "mstpp_test": "test_develop_code", "pdm": "", "sarwmixmae": "",
+           "sarwmixmae_data": "sarwmix"}
+CHECKOUTS = {"mstpp_test": "mstpp", "sarwmixmae_data": "sarwmixmae"}
 MODULES = {
     "mstpp": ("architecture", "utils", "hsi_dataset"),
     "mstpp_test": ("architecture", "utils", "hsi_dataset"),
     "pdm": ("improved_diffusion.unet", "improved_diffusion.script_util", "improved_diffusion.resample",
             "improved_diffusion.train_util", "improved_diffusion.datasets_hdf5", "improved_diffusion.datasets_image"),
     "sarwmixmae": ("models_mixmim", "engine_pretrain", "util.misc"),
+    "sarwmixmae_data": ("bigearthnetv1",),
 }
 
 
@@ -40,8 +44,8 @@ def _blobfile() -> Any:
     def listdir(path: str) -> list[str]:
         return os.listdir(path)
 
-    return shim("blobfile", join=os.path.join, dirname=os.path.dirname, exists=os.path.exists,
-                isdir=os.path.isdir, listdir=listdir, BlobFile=open)
+    return shim("blobfile", join=os.path.join, dirname=os.path.dirname, basename=os.path.basename,
+                exists=os.path.exists, isdir=os.path.isdir, listdir=listdir, BlobFile=open)
 
 
 @contextmanager
@@ -50,7 +54,9 @@ def reference_context(settings: Settings, name: str) -> Iterator[dict[str, Any]]
     root = settings.reference(CHECKOUTS.get(name, name))
     if root is None:
         raise Skip(f"no --reference {CHECKOUTS.get(name, name)}=PATH")
-    shims = {"blobfile": _blobfile()} if name == "pdm" else {}
+    fvcore = shim("fvcore", nn=shim("fvcore.nn", FlopCountAnalysis=None))
+    shims = {"pdm": {"blobfile": _blobfile()},
+             "mstpp_test": {"hdf5storage": shim("hdf5storage"), "fvcore": fvcore, "fvcore.nn": fvcore.nn}}.get(name, {})
     with reference_imports(root / SUBDIRS[name], shims), _timm_054(name == "sarwmixmae"):
         try:
             yield {module: importlib.import_module(module) for module in MODULES[name]}

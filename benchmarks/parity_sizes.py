@@ -19,4 +19,6 @@ SMOKE: dict[str, list[str]] = {
                          "data.batch_size=2", "model.cross_attention_dim=32", "model.block_out_channels=[16,32]",
                          "model.norm_num_groups=8", "model.attention_head_dim=2",
                          "vae.model.block_out_channels=[8,8,8,8]"],
+    "mixmae_sen12flood": ["data.image_size=64", "data.simulator.size=64", "data.simulator.folders={train:5,test:1}",
+                          "data.batch_size=2"],
 }

@@ -207,8 +207,9 @@ def reference_imports(root: Path, shims: dict[str, types.ModuleType] | None = No
     modules leave sys.modules (the imported objects keep working), so references with clashing top-level
     names (utils, util, architecture) do not see each other's."""
     installed = []
-    for name, module in (shims or {}).items():  # top-level names only
-        if name not in sys.modules and importlib.util.find_spec(name) is None:
+    for name, module in (shims or {}).items():  # a package before its submodules
+        parent = name.split(".")[0]
+        if name not in sys.modules and (parent in installed or importlib.util.find_spec(parent) is None):
             sys.modules[name] = module
             installed.append(name)
     sys.path.insert(0, str(root))

@@ -34,7 +34,7 @@ def timed(loss, x: torch.Tensor, y: torch.Tensor) -> tuple[float, float]:
     start = time.perf_counter()
     value = loss(x, y).sum()
     value.backward()
-    return time.perf_counter() - start, float(value)
+    return time.perf_counter() - start, float(value.detach())
 
 
 def main() -> None:

@@ -160,7 +160,8 @@ def mixmae(settings: Settings, overrides: list[str]) -> list[Row]:
 
     from parity_references import reference_context
 
-    overrides = ["experiment=mixmae_benv1", "data=benv1_zarr", *[o for o in overrides if "simulator" not in o]]
+    overrides = ["experiment=mixmae_benv1", "data=benv1_zarr", "data.root=${paths.data_dir}/benv1_zarr",
+                 *[o for o in overrides if "simulator" not in o]]
     if settings.smoke:
         overrides += ["data.simulator.patches={train:4,validation:2,test:2}"]
     cfg = compose(settings, overrides)

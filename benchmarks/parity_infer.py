@@ -39,7 +39,7 @@ def pdm(settings: Settings, overrides: list[str]) -> list[Row]:
     from sarexp.diffusion.samplers import DDIMSampler
     from sarexp.systems.diffusion import model_function
 
-    steps = 10 if settings.smoke else 100
+    steps = 10 if settings.smoke else 50
     cfg, system, batch = build(settings, ["experiment=pdm_insar_noise", *overrides, f"diffusion.steps={steps}"])
     net = system.net.eval()
     shape = tuple(batch["image"].shape)

@@ -71,6 +71,8 @@ def run_section(section: str, systems: list[str], settings: Settings) -> list[Ro
             rows.extend({"system": name, **row} for row in produced)
         except Skip as reason:
             rows.append({"system": name, "note": f"skipped: {reason}"})
+        except Exception as error:  # one failing case must not hide the others' figures; the smoke test fails on it
+            rows.append({"system": name, "note": f"failed: {type(error).__name__}: {str(error).splitlines()[0][:120]}"})
         print(f"[{section} {name}: {time.perf_counter() - started:.0f} s]", file=sys.stderr, flush=True)
     return rows
 

@@ -84,7 +84,8 @@ def hsi(settings: Settings, overrides: list[str]) -> list[Row]:
     """ARAD-1K: MST++'s TrainDataset (its crop 128, stride 8, random rot/flip per sample; 482 × 512 images)."""
     from parity_references import reference_context
 
-    size = [] if settings.smoke else ["data.simulator.height=482", "data.simulator.width=512",
+    size = [] if settings.smoke else ["data.root=${paths.data_dir}/arad1k_482x512",
+                                      "data.simulator.height=482", "data.simulator.width=512",
                                       "data.simulator.scenes={train:4,validation:1,test:1}", "data.patch_size=128",
                                       "data.stride=8", "data.batch_size=20"]
     overrides = ["experiment=hsi_mstpp", *overrides, *size]

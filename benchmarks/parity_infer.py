@@ -150,7 +150,7 @@ def colorization(settings: Settings, overrides: list[str]) -> list[Row]:
                       note=f"{steps} DDIM steps, strength {strength}, guidance {guidance}"),
                Column("diffusers img2img", timed_loop(theirs, settings.device), items=len(prompts),
                       note="StableDiffusionImg2ImgPipeline, same VAE/UNet/text encoder")]
-    measured = alternate(columns, settings, steps=1 if settings.smoke else 3, warmup=1)
+    measured = alternate(columns, settings, steps=1 if settings.smoke else 5, warmup=1)
     return rate_rows(measured, {"sarexp colorize": "diffusers img2img"})
 
 
@@ -199,7 +199,7 @@ def hsi(settings: Settings, overrides: list[str]) -> list[Row]:
 
     columns = [Column("sarexp predict", ours, note=f"{height}×{width} RGB → 31 bands"),
                optional("MST++ test_develop_code", theirs)]
-    measured = alternate(columns, settings, steps=1 if settings.smoke else 4, warmup=1)
+    measured = alternate(columns, settings, steps=1 if settings.smoke else 5, warmup=1)
     return rate_rows(measured, {"sarexp predict": "MST++ test_develop_code"})
 
 

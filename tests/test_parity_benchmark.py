@@ -39,6 +39,8 @@ def test_smoke_run_measures_every_system_and_skips_absent_checkouts(parity, caps
     checkouts = _checkouts()
     arguments = ["--smoke", *[f"--reference={name}={path}" for name, path in checkouts.items()]]
     results = parity.main(arguments)
+    failed = [row for rows in results.values() for row in rows if str(row.get("note", "")).startswith("failed")]
+    assert not failed, failed
 
     train = results["train"]
     systems = {"ssm4sar", "pdm", "mixmae", "hsi_mstpp", "hsi_cswin_gan", "colorization_ldm"}

@@ -91,22 +91,29 @@ def main(argv: list[str] | None = None) -> dict[str, list[Row]]:
     parser.add_argument("--smoke", action="store_true", help="tiny sizes, 1 round of 2 steps")
     args = parser.parse_args(argv)
     references = dict(item.split("=", 1) for item in args.reference)
+    threads, lightning_log = torch.get_num_threads(), logging.getLogger("lightning.pytorch")
+    level = lightning_log.level
     torch.set_num_threads(args.threads)
-    warnings.filterwarnings("ignore")
-    logging.getLogger("lightning.pytorch").setLevel(logging.ERROR)
+    lightning_log.setLevel(logging.ERROR)
     results = {}
-    with tempfile.TemporaryDirectory(prefix="sarexp-parity-") as scratch:
-        settings = Settings(device=args.device, steps=2 if args.smoke else args.steps,
-                            warmup=1 if args.smoke else args.warmup, rounds=1 if args.smoke else args.rounds,
-                            workdir=Path(scratch), references={k: Path(v) for k, v in references.items()},
-                            smoke=args.smoke, workers=(0,) if args.smoke else (0, 2))
-        device = torch.cuda.get_device_name() if args.device.startswith("cuda") else f"CPU, {args.threads} thread(s)"
-        print(f"sarexp parity — {device}, torch {torch.__version__}, {settings.rounds} rounds × "
-              f"{settings.steps} units (+{settings.warmup} warm-up each)")
-        for section in args.sections:
-            systems = args.systems or list(registry(section))
-            results[section] = run_section(section, systems, settings)
-            print(f"\n## {section}\n" + markdown(COLUMNS[section], results[section]), flush=True)
+    try:  # the smoke test calls main() in the test process: leave threads, logging and warnings as they were
+        with warnings.catch_warnings(), tempfile.TemporaryDirectory(prefix="sarexp-parity-") as scratch:
+            warnings.filterwarnings("ignore")
+            settings = Settings(device=args.device, steps=2 if args.smoke else args.steps,
+                                warmup=1 if args.smoke else args.warmup, rounds=1 if args.smoke else args.rounds,
+                                workdir=Path(scratch), references={k: Path(v) for k, v in references.items()},
+                                smoke=args.smoke, workers=(0,) if args.smoke else (0, 2))
+            device = (torch.cuda.get_device_name() if args.device.startswith("cuda")
+                      else f"CPU, {args.threads} thread(s)")
+            print(f"sarexp parity — {device}, torch {torch.__version__}, {settings.rounds} rounds × "
+                  f"{settings.steps} units (+{settings.warmup} warm-up each)")
+            for section in args.sections:
+                systems = args.systems or list(registry(section))
+                results[section] = run_section(section, systems, settings)
+                print(f"\n## {section}\n" + markdown(COLUMNS[section], results[section]), flush=True)
+    finally:
+        torch.set_num_threads(threads)
+        lightning_log.setLevel(level)
     return results
 
 

@@ -67,6 +67,20 @@ def test_update_ema_is_the_moving_average():
     assert warmed_decay(0.9999, 0) == pytest.approx(0.1) and warmed_decay(0.9999, 10**7) == 0.9999
 
 
+def test_update_ema_averages_every_parameter_and_copies_buffers():
+    net = torch.nn.Sequential(torch.nn.Conv2d(2, 3, 3), torch.nn.BatchNorm2d(3), torch.nn.Linear(4, 2))
+    ema = frozen_copy(net)
+    before = [p.clone() for p in ema.parameters()]
+    with torch.no_grad():
+        for index, param in enumerate(net.parameters()):
+            param.add_(index + 1.0)
+        net[1].running_mean.fill_(5.0)
+    update_ema(ema, net, decay=0.75)
+    for old, new, raw in zip(before, ema.parameters(), net.parameters(), strict=True):
+        torch.testing.assert_close(new, 0.75 * old + 0.25 * raw)
+    torch.testing.assert_close(ema[1].running_mean, torch.full((3,), 5.0))
+
+
 def test_training_saves_raw_and_ema_weights_and_the_sampler_history(tmp_path):
     system = _system()
     initial = {k: v.clone() for k, v in system.ema_net.state_dict().items()}

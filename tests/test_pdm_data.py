@@ -8,8 +8,9 @@ import pytest
 import tifffile
 import torch
 from PIL import Image
+from torch.utils.data import DataLoader
 
-from sarexp.data.hdf5_images import HDF5ImageDataModule
+from sarexp.data.hdf5_images import HDF5ImageDataModule, HDF5ImageDataset
 from sarexp.data.image_folder import ImageFolderDataModule, read_image
 from sarexp.data.scaling import ImageScaling, phase_from_cos_sin
 from sarexp.data.synthetic.insar import (
@@ -295,3 +296,28 @@ def test_interferogram_is_wrapped_and_unwrapped_data_is_in_millimetres(tmp_path)
         stored = tifffile.imread(tmp_path / "ifg" / "train" / CLASSES[label] / "ifg_00001.tif")
         np.testing.assert_array_equal(handle["phase"][1], stored)
         assert list(handle.attrs["class_names"]) == list(CLASSES)
+
+
+def test_hdf5_batches_read_at_once_equal_the_items_read_one_by_one(tmp_path):
+    """`__getitems__` (one HDF5 read per dataset for a whole batch) gives what `__getitem__` gives, for
+    shuffled indices with a repeat, two stacked channels-last datasets and one-hot labels."""
+    rng = np.random.default_rng(0)
+    path = tmp_path / "train.h5"
+    with h5py.File(path, "w") as handle:
+        handle["vv"] = rng.uniform(-30, 10, size=(12, 8, 8, 1)).astype(np.float32)
+        handle["vh"] = rng.uniform(-30, 10, size=(12, 8, 8, 1)).astype(np.float32)
+        handle["label"] = np.eye(3, dtype=np.uint8)[rng.integers(0, 3, size=12)]
+    dataset = HDF5ImageDataset(path, ["vv", "vh"], ImageScaling("range", [-30.0, 10.0]), 8, label_key="label",
+                               channels_last=True, class_names=["a", "b", "c"])
+    indices = [7, 2, 11, 2, 0]
+    batch = dataset.__getitems__(indices)
+    for item, index in zip(batch, indices, strict=True):
+        expected = dataset[index]
+        assert item.keys() == expected.keys() and item["image"].shape == (2, 8, 8)
+        for key in item:
+            assert torch.equal(item[key], expected[key])
+    loader = DataLoader(dataset, batch_size=4, shuffle=False)
+    first = next(iter(loader))
+    assert torch.equal(first["image"], torch.stack([dataset[i]["image"] for i in range(4)]))
+    with pytest.raises(IndexError):
+        dataset.__getitems__([3, 12])

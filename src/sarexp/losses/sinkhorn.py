@@ -27,8 +27,10 @@ def squared_cost(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
 
 
 def softmin(epsilon: float, cost: torch.Tensor, log_weights_and_potential: torch.Tensor) -> torch.Tensor:
-    """−ε log Σ_j exp(h_j − C_ij/ε) for h (B, M): the c-transform that every Sinkhorn update applies."""
-    return -epsilon * torch.logsumexp(log_weights_and_potential[:, None, :] - cost / epsilon, dim=2)
+    """−ε log Σ_j exp(h_j − C_ij/ε) for h (B, M): the c-transform that every Sinkhorn update applies.
+    `cost` must be contiguous in its last dimension (the reduction runs along it); one N × M temporary."""
+    return -epsilon * torch.logsumexp(torch.add(log_weights_and_potential[:, None, :], cost, alpha=-1.0 / epsilon),
+                                      dim=2)
 
 
 def epsilon_schedule(cost: torch.Tensor, epsilon: float, iters: int) -> list[float]:
@@ -56,7 +58,7 @@ def sinkhorn_ot(x: torch.Tensor, y: torch.Tensor, epsilon: float, iters: int) ->
     log_b = torch.full(y.shape[:2], -math.log(m), dtype=y.dtype, device=y.device)
     with torch.no_grad():
         cost = squared_cost(x.detach(), y.detach())
-        cost_t = cost.transpose(1, 2)
+        cost_t = cost.transpose(1, 2).contiguous()  # reducing along a strided view is ~1.5× slower
         f = torch.zeros_like(log_a)
         g = torch.zeros_like(log_b)
         for eps in epsilon_schedule(cost, epsilon, iters):

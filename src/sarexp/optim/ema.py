@@ -19,9 +19,14 @@ def frozen_copy(net: nn.Module) -> nn.Module:
 
 @torch.no_grad()
 def update_ema(ema: nn.Module, net: nn.Module, decay: float) -> None:
-    """ema ← decay · ema + (1 − decay) · net for parameters; buffers are copied."""
-    for ema_param, param in zip(ema.parameters(), net.parameters(), strict=True):
-        ema_param.lerp_(param.detach(), 1.0 - decay)
+    """ema ← decay · ema + (1 − decay) · net for parameters; buffers are copied.
+
+    One fused `_foreach_lerp_` over all parameters (as torch's optimizers update them): a Python loop of
+    per-tensor `lerp_` calls cost ~2 ms per step for a 200-tensor UNet on a CPU (benchmarks/parity.py)."""
+    ema_params, params = list(ema.parameters()), [param.detach() for param in net.parameters()]
+    if len(ema_params) != len(params):
+        raise ValueError(f"EMA copy has {len(ema_params)} parameters, the network {len(params)}")
+    torch._foreach_lerp_(ema_params, params, 1.0 - decay)
     for ema_buffer, buffer in zip(ema.buffers(), net.buffers(), strict=True):
         ema_buffer.copy_(buffer)
 

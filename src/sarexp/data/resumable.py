@@ -1,7 +1,8 @@
 """A training DataLoader that Lightning can checkpoint in the middle of an epoch and resume exactly.
 
 Lightning saves the ``state_dict()`` of every train loader that has one in each checkpoint and hands it back
-through ``load_state_dict()`` before it iterates again. The state is the epoch's batch order seed (the torch
+through ``load_state_dict()`` before it iterates again, but only when it creates the train loader after
+restoring the checkpoint; :func:`restore_positions` covers the case where it created it before. The state is the epoch's batch order seed (the torch
 RNG state at ``iter()``, from which the sampler's permutation and the workers' base seed are drawn), the
 sampler epoch and how many batches the training loop has taken. Resuming re-draws the same order from that
 seed, without touching the global RNG, and serves only the batches not yet trained on; no sample is read
@@ -14,6 +15,7 @@ augmentation happens on the batch, in the training process, from RNG states the 
 from collections.abc import Iterator, Sized
 from typing import Any
 
+import lightning.pytorch as pl
 import torch
 from torch.utils.data import DataLoader, Dataset
 
@@ -101,6 +103,30 @@ class ResumableDataLoader(DataLoader):
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         self._pending = dict(state_dict)
+
+
+def restore_positions(trainer: pl.Trainer) -> None:
+    """Hand the train loaders the positions of the checkpoint being resumed if Lightning has not, and restart
+    their iteration from there. Call it once training starts, before the first batch.
+
+    Lightning (2.6) keeps the loader states of a checkpoint in ``FitLoop._combined_loader_states_to_load`` and
+    gives them to the loaders in ``FitLoop.setup_data()`` only when that method creates the train loader after
+    the checkpoint was restored, and while the loop counts as restarting. ``trainer.estimated_stepping_batches``
+    (every sarexp system's ``configure_optimizers`` reads it for its LR schedule) calls ``setup_data()`` earlier,
+    from ``strategy.setup()``, before ``restore_training_state()``, whenever ``trainer.max_epochs`` is not -1:
+    the loader is created and iterated on a fresh epoch order, and the later ``setup_data()`` returns early
+    because the loader exists, so the saved states are never applied. The same happens when a checkpoint was
+    written after its epoch had fully ended (the loop then does not count as restarting). A loader whose state
+    says its epoch was finished draws the next epoch's order from the RNG state saved with it, which is the
+    order the uninterrupted run draws.
+    """
+    fit_loop = trainer.fit_loop
+    states = fit_loop._combined_loader_states_to_load
+    if not states or fit_loop._combined_loader is None or fit_loop._data_fetcher is None:
+        return
+    fit_loop._combined_loader._load_state_dicts(states)
+    fit_loop._combined_loader_states_to_load = []
+    iter(fit_loop._data_fetcher)  # what setup_data() does after loading states: new iterators from the positions
 
 
 def _sampler_with_epoch(index_sampler: Any) -> Any:

@@ -6,11 +6,16 @@ from pathlib import Path
 from typing import Callable
 
 import torch
-from omegaconf import DictConfig
+from hydra import compose, initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig, open_dict
 
 from cli_helpers import TINY as TINY_SSM4SAR
 from sarexp.config.locate import config_dir
+from sarexp.config.schema import register_schema
 from sarexp.tasks.builders import build_datamodule, build_system
+from sarexp.tasks.train import train
 
 EXPERIMENTS = sorted(path.stem for path in (config_dir() / "experiment").glob("*.yaml"))
 
@@ -103,3 +108,21 @@ def tiny_overrides(experiment: str, compose: Callable[[list[str]], DictConfig], 
             torch.save(checkpoint, path)
             overrides.append(f"{key}={path}")
     return overrides
+
+
+def compose_in(root: Path, overrides: list[str]) -> DictConfig:
+    """The config the CLI composes for `overrides`, paths under `root` (as tests/conftest.py's fixture)."""
+    register_schema()
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
+        cfg = compose("config", overrides=[f"paths.root_dir={root}", f"paths.run_dir={root / 'run'}", *overrides],
+                      return_hydra_config=True)
+    HydraConfig.instance().set_config(cfg)
+    with open_dict(cfg):
+        del cfg["hydra"]
+    return cfg
+
+
+def train_in(root: str, overrides: list[str]) -> None:
+    """task=train without the test stage, as a process of its own runs it (the target of a child process)."""
+    train(compose_in(Path(root), overrides), test=False)

@@ -2,11 +2,17 @@
 
 Lightning saves the ``state_dict()`` of every train loader that has one in each checkpoint and hands it back
 through ``load_state_dict()`` before it iterates again, but only when it creates the train loader after
-restoring the checkpoint; :func:`restore_positions` covers the case where it created it before. The state is the epoch's batch order seed (the torch
-RNG state at ``iter()``, from which the sampler's permutation and the workers' base seed are drawn), the
-sampler epoch and how many batches the training loop has taken. Resuming re-draws the same order from that
-seed, without touching the global RNG, and serves only the batches not yet trained on; no sample is read
-to skip the others.
+restoring the checkpoint; :func:`restore_positions` covers the case where it created it before. The state is
+the epoch's batch order seed (the torch RNG state from which the sampler's permutation and the workers' base
+seed were drawn), the sampler epoch and how many batches the training loop has taken. Resuming inside an
+epoch re-draws the same order from that seed, without touching the global RNG, and serves only the batches
+not yet trained on; no sample is read to skip the others.
+
+The order of an epoch is drawn when its first batch is fetched, not at ``iter()``: Lightning calls ``iter()``
+at different moments in a fresh and in a resumed process (while setting up the optimizers, or after the
+checkpoint is restored), while the first batch comes at the same point of training in both. So the first
+epoch after a checkpoint written at the end of an epoch draws its order from the global RNG as restored
+from that checkpoint, exactly as the uninterrupted run drew it, and advances it the same way.
 
 Exact only for datasets whose ``__getitem__`` draws no global randomness (sarexp's readers draw none:
 augmentation happens on the batch, in the training process, from RNG states the checkpoint restores).
@@ -36,25 +42,31 @@ class _Plan:
 
 
 class _Counting:
-    """Wrap the DataLoader's iterator to count the batches handed out; everything else is forwarded."""
+    """The loader's iterator for one epoch: starts the epoch at the first ``next()`` and counts the batches
+    handed out; other attributes are those of the DataLoader's iterator once it exists."""
 
-    def __init__(self, iterator: Any, owner: "ResumableDataLoader") -> None:
-        self._iterator = iterator
+    def __init__(self, owner: "ResumableDataLoader") -> None:
         self._owner = owner
+        self._iterator: Iterator[Any] | None = None
 
     def __iter__(self) -> "_Counting":
         return self
 
     def __next__(self) -> Any:
+        if self._iterator is None:
+            self._iterator = self._owner._start_epoch()
         batch = next(self._iterator)
         self._owner._served += 1
         return batch
 
     def __len__(self) -> int:
-        return len(self._iterator)
+        return len(self._owner)
 
     def __getattr__(self, name: str) -> Any:
-        return getattr(self._iterator, name)
+        iterator = self.__dict__.get("_iterator")
+        if iterator is None:
+            raise AttributeError(name)
+        return getattr(iterator, name)
 
 
 class ResumableDataLoader(DataLoader):
@@ -69,26 +81,27 @@ class ResumableDataLoader(DataLoader):
     def _index_sampler(self) -> Any:  # read by DataLoader iterators and len()
         return self._plan if self._plan is not None else super()._index_sampler
 
-    def __iter__(self) -> Any:
+    def __iter__(self) -> _Counting:
+        return _Counting(self)
+
+    def _start_epoch(self) -> Iterator[Any]:
+        """Draw the epoch's order (from the saved seed when resuming inside an epoch, else from the global
+        RNG) and the DataLoader's iterator over the batches still to serve."""
         pending, self._pending = self._pending, None
-        self._plan = None
         sampler = super()._index_sampler
-        start, epoch, seed = 0, None, None
-        if pending is not None:
-            finished = pending["served"] >= pending["length"]
-            start = 0 if finished else pending["served"]
-            epoch = pending["epoch"] + 1 if finished and pending["epoch"] is not None else pending["epoch"]
-            seed = pending["now_rng"] if finished else pending["epoch_rng"]
+        inside = pending is not None and pending["served"] < pending["length"]
+        epoch = pending.get("epoch") if pending is not None else None
+        if epoch is not None and not inside:
+            epoch += 1  # the checkpoint was written after its epoch's last batch
         if epoch is not None and hasattr(_sampler_with_epoch(sampler), "set_epoch"):
             _sampler_with_epoch(sampler).set_epoch(epoch)
-        with torch.random.fork_rng(devices=[], enabled=seed is not None):
-            if seed is not None:
-                torch.set_rng_state(seed)
+        with torch.random.fork_rng(devices=[], enabled=inside):
+            if inside:
+                torch.set_rng_state(pending["epoch_rng"])
             self._epoch_rng = torch.get_rng_state()
-            self._plan = _Plan(list(sampler), start)
-            self._served = start
-            iterator = super().__iter__()  # draws the workers' base seed
-        return _Counting(iterator, self)
+            self._plan = _Plan(list(sampler), pending["served"] if inside else 0)
+            self._served = self._plan.start
+            return super().__iter__()  # draws the workers' base seed
 
     def state_dict(self) -> dict[str, Any]:
         sampler = _sampler_with_epoch(super()._index_sampler)
@@ -98,7 +111,6 @@ class ResumableDataLoader(DataLoader):
             "length": len(self._plan) if self._plan is not None else 0,
             "epoch": epoch if isinstance(epoch, int) else None,
             "epoch_rng": self._epoch_rng if self._epoch_rng is not None else torch.get_rng_state(),
-            "now_rng": torch.get_rng_state(),
         }
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
@@ -114,11 +126,9 @@ def restore_positions(trainer: pl.Trainer) -> None:
     the checkpoint was restored, and while the loop counts as restarting. ``trainer.estimated_stepping_batches``
     (every sarexp system's ``configure_optimizers`` reads it for its LR schedule) calls ``setup_data()`` earlier,
     from ``strategy.setup()``, before ``restore_training_state()``, whenever ``trainer.max_epochs`` is not -1:
-    the loader is created and iterated on a fresh epoch order, and the later ``setup_data()`` returns early
-    because the loader exists, so the saved states are never applied. The same happens when a checkpoint was
-    written after its epoch had fully ended (the loop then does not count as restarting). A loader whose state
-    says its epoch was finished draws the next epoch's order from the RNG state saved with it, which is the
-    order the uninterrupted run draws.
+    the loader and its iterator are created then, and the later ``setup_data()`` returns early because the
+    loader exists, so the saved states were never applied and the resumed run started a fresh epoch order. The same happens when a checkpoint was
+    written after its epoch had fully ended (the loop then does not count as restarting).
     """
     fit_loop = trainer.fit_loop
     states = fit_loop._combined_loader_states_to_load

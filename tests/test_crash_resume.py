@@ -58,9 +58,9 @@ def _saved_step(last: Path, seen: list[int]) -> int | None:
 
 def _kill_after_a_random_checkpoint(alive: Callable[[], bool], kill: Callable[[], None], last: Path,
                                     rng: random.Random, max_steps: int, seed: str) -> int:
-    """Wait for a checkpoint at or past a random step of the first half of the run, kill a random moment
-    later; the step last.ckpt holds then."""
-    target, seen, deadline = rng.randint(1, max_steps // 2), [last.stat().st_mtime_ns if last.exists() else 0], \
+    """Wait for a checkpoint at or past a random step of the first third of the run, kill a random moment
+    later (the run has many steps left); the step last.ckpt holds then."""
+    target, seen, deadline = rng.randint(1, max_steps // 3), [last.stat().st_mtime_ns if last.exists() else 0], \
         time.monotonic() + 300
     while (step := _saved_step(last, seen)) is None or step < target:
         assert alive(), f"the run ended before it could be interrupted (SAREXP_KILL_SEED={seed})"

@@ -102,11 +102,13 @@ def test_disk_full_during_fit_ends_with_storage_error_and_a_resumable_last_check
 
 def test_last_checkpoint_every_n_steps_and_every_t_minutes(tmp_path, monkeypatch):
     saved: list[int] = []
-    monkeypatch.setattr(LastCheckpoint, "save", lambda self, trainer: saved.append(trainer.global_step))
+    real_save = LastCheckpoint.save
+    monkeypatch.setattr(LastCheckpoint, "save",
+                        lambda self, trainer: (saved.append(trainer.global_step), real_save(self, trainer)))
     by_steps = LastCheckpoint(str(tmp_path / "a.ckpt"), every_n_train_steps=3, train_time_interval=None,
                               save_on_validation_end=False)
     _trainer([by_steps], max_steps=8, limit_val_batches=0).fit(_Regression(), _data())
-    assert saved == [3, 6]
+    assert saved == [3, 6, 8]  # and the final step
     saved.clear()
     by_time = LastCheckpoint(str(tmp_path / "b.ckpt"), train_time_interval=1e-9, save_on_validation_end=False)
     _trainer([by_time], max_steps=4, limit_val_batches=0).fit(_Regression(), _data())

@@ -2,7 +2,8 @@
 
 Lightning writes `last.ckpt` only at the end of a validation, so a process killed mid-epoch loses the whole
 epoch. This callback owns `last.ckpt`: it saves every ``every_n_train_steps`` optimizer steps and/or every
-``train_time_interval`` minutes at a step boundary, and after every validation during fit. Each save also
+``train_time_interval`` minutes at a step boundary, after every validation during fit, and at the final step
+of a fit that ends normally (after its final validation when one follows). Each save also
 stores the global RNG states (restored when training restarts), so together with the model's own state
 (EMA weights, loss-aware timestep sampler history), optimizer, schedulers and the train loader's position
 (`sarexp.data.resumable`), a resumed run continues bit for bit. The file is written atomically by the
@@ -19,6 +20,8 @@ from lightning.pytorch.callbacks import Checkpoint
 from lightning.pytorch.trainer.states import TrainerFn
 
 from sarexp.callbacks import rng_state
+from sarexp.callbacks.fit_progress import training_ends, validation_follows
+from sarexp.data.resumable import restore_positions
 from sarexp.errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -55,15 +58,17 @@ class LastCheckpoint(Checkpoint):
         return self._generate_state_key(checkpoint_path=str(self.checkpoint_path))
 
     def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        """Restore the RNG states of the checkpoint last: after the loader drew its order, before any batch."""
+        """Put the train loader at the checkpoint's position, then restore the RNG states of the checkpoint
+        last: after the loader drew its order, before any batch."""
         self._last_save_time = time.monotonic()
         self._last_save_step = trainer.global_step
+        restore_positions(trainer)
         if self._rng_to_restore is not None:
             rng_state.restore(self._rng_to_restore)
             self._rng_to_restore = None
 
     def on_train_batch_end(self, trainer: pl.Trainer, *args: Any) -> None:
-        if trainer.sanity_checking or not self._due(trainer) or _validation_follows(trainer):
+        if trainer.sanity_checking or not self._due(trainer) or validation_follows(trainer):
             return  # when validation follows this batch, the save happens after it (on_validation_end)
         self.save(trainer)
 
@@ -71,6 +76,12 @@ class LastCheckpoint(Checkpoint):
         if trainer.sanity_checking or trainer.state.fn != TrainerFn.FITTING:
             return
         if self.save_on_validation_end or self._due(trainer):
+            self.save(trainer)
+
+    def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        """The final step is saved even when the fit ended in a way no batch saw coming (a stop requested by a
+        callback that runs after this one's batch hook)."""
+        if trainer.global_step != self._last_save_step:
             self.save(trainer)
 
     def save(self, trainer: pl.Trainer) -> None:
@@ -85,6 +96,8 @@ class LastCheckpoint(Checkpoint):
     def _due(self, trainer: pl.Trainer) -> bool:
         if trainer.global_step == self._last_save_step:
             return False
+        if training_ends(trainer):
+            return True
         by_steps = self.every_n_train_steps is not None and trainer.global_step % self.every_n_train_steps == 0
         by_time = self.interval_s is not None and time.monotonic() - self._last_save_time >= self.interval_s
         if self.interval_s is not None and trainer.world_size > 1:
@@ -97,8 +110,3 @@ class LastCheckpoint(Checkpoint):
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         self._rng_to_restore = state_dict.get("rng")
 
-
-def _validation_follows(trainer: pl.Trainer) -> bool:
-    """Whether Lightning runs validation right after this training batch (its own decision function)."""
-    loop = trainer.fit_loop
-    return trainer.enable_validation and bool(loop.epoch_loop._should_check_val_fx(loop._data_fetcher))

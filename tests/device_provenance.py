@@ -41,7 +41,8 @@ FACTORIES = {
 }
 FROM_DATA = {torch.tensor, torch.as_tensor, torch.asarray}  # a tensor argument keeps its own place
 MOVES = {"cpu", "cuda", "to"}
-ALLOWED_MIXES = {"__getitem__", "__setitem__", "copy_", "to", "__index__", "index_put_", "__len__", "__iter__"}
+ALLOWED_MIXES = {"__getitem__", "__setitem__", "copy_", "to", "__index__", "index_put_", "__len__", "__iter__",
+                 "__set__", "_has_compatible_shallow_copy_type"}  # (re)placing a tensor's data moves it
 
 
 class DeviceProvenance(TorchFunctionMode):

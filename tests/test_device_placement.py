@@ -92,6 +92,17 @@ def workdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.mark.slow
+def test_a_device_bug_inside_a_real_training_run_is_caught(workdir):
+    """The checker is active through Lightning's whole loop: a bug injected into a shipped system is found."""
+    cfg = compose_run(workdir, workdir / "runs" / "injected", ["experiment=ssm4sar", *TINY["ssm4sar"], *QUIET, *RUN])
+    system = build_system(cfg)
+    system.net.register_forward_hook(lambda module, inputs, output: output + torch.ones(output.shape[-1]))
+    watch = _Checked()
+    build_trainer(cfg, [watch], []).fit(system, datamodule=build_datamodule(cfg))
+    assert any("test_device_placement.py" in violation for violation in watch.checker.violations)
+
+
+@pytest.mark.slow
 @pytest.mark.parametrize("experiment", SYSTEMS)
 def test_training_validation_and_sampling_keep_every_tensor_on_the_module_device(workdir, experiment):
     stages = prepared_stages(workdir, experiment, RUN)

@@ -13,8 +13,8 @@ QUIET = ["callbacks.progress_bar=null", "callbacks.model_summary=null"]
 
 _SSM4SAR = ["data.simulator.n_azimuth=256", "data.simulator.n_range=32", "data.simulator.scenes={training:1,validation:1}",
             "data.simulator.chunks=[128,16]", "data.simulator.point_targets=2", "data.patch_length=64", "data.stride=64",
-            "data.batch_size=4", "data.val_batch_size=8", "model.d_model=8", "model.num_layers=1",
-            "model.hidden_state_size=8"]
+            "data.batch_size=4", "data.val_batch_size=8", "data.predict_overlap=16", "model.d_model=8",
+            "model.num_layers=1", "model.hidden_state_size=8"]
 _BEN = ["data.simulator.patches={train:8,validation:4,test:4}", "data.batch_size=2", "data.val_batch_size=2"]
 _MIXMIM_SIZE = ["model.embed_dim=16", "model.depths=[1,1,2,1]", "model.num_heads=[1,2,4,8]"]
 _MIXMIM_DECODER = ["model.decoder_dim=32", "model.decoder_depth=1", "model.decoder_num_heads=2"]

@@ -34,6 +34,7 @@ ONE_BATCH = ["trainer.max_steps=2", "trainer.limit_val_batches=0", "trainer.num_
              "trainer.enable_model_summary=false"]  # a GAN batch: one discriminator and one generator step
 PER_RANK = 2
 CONTROL = "ssm4sar_unsynchronised"
+ACCUMULATED = "hsi_cswin_gan_accumulated"
 
 
 @pytest.fixture(scope="module")
@@ -44,7 +45,9 @@ def job(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, JobResult]:
         "root": str(root),
         "experiments": EXPERIMENTS,
         "extra_runs": [{"name": CONTROL, "experiment": "ssm4sar",
-                        "overrides": ["trainer.strategy._target_=ddp_checks.UnsynchronisedDDPStrategy"]}],
+                        "overrides": ["trainer.strategy._target_=ddp_checks.UnsynchronisedDDPStrategy"]},
+                       {"name": ACCUMULATED, "experiment": "hsi_cswin_gan",  # micro-batches under no_sync
+                        "overrides": ["system.n_critic=2", "system.accumulate_grad_batches=2", "trainer.max_steps=3"]}],
         "common": [*DDP_CPU, *STEPS],
         "gan_gradients": {"samples": str(samples), "batch_size": PER_RANK, "modes": ["global", "local"],
                           "overrides": [*DDP_CPU, *ONE_BATCH]},
@@ -54,6 +57,7 @@ def job(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, JobResult]:
 
 def _gan_samples(root: Path) -> Path:
     """2·PER_RANK training samples of the tiny synthetic ARAD-1K, as its loader gives them (no augmentation)."""
+    torch.manual_seed(0)  # the loader shuffles
     cfg = compose_run(root, root / "samples", ["experiment=hsi_cswin_gan", *TINY["hsi_cswin_gan"],
                                                f"data.batch_size={2 * PER_RANK}"])
     datamodule = build_datamodule(cfg)
@@ -91,6 +95,16 @@ def test_ranks_hold_identical_weights_after_training(job, experiment):
         assert any(name in changed for name in ema)
     metrics = read_metrics(root / "runs" / experiment)
     assert any(key.startswith("test/") for key in metrics), sorted(metrics)
+
+
+def test_gan_micro_batches_that_skip_the_all_reduce_keep_replicas_identical(job):
+    """n_critic 2 × accumulation 2: three of four batches accumulate locally (no_sync), the fourth all-reduces
+    the sums of both networks."""
+    root, _ = job
+    report = _report(root, ACCUMULATED)
+    assert report["steps"] == [3, 3] and report["differing"] == []
+    changed = set(report["changed"])
+    assert any(name.startswith("generator.") for name in changed) and any(name.startswith("ema_") for name in changed)
 
 
 def test_ranks_that_never_all_reduce_are_caught(job):

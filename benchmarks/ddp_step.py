@@ -23,7 +23,8 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from gpu_suite import Scale, _batch_items, _FixedBatch, _StepTimer, compose, cpu_scale  # noqa: E402
+from gpu_measure import FixedBatch, StepTimer, batch_items, compose  # noqa: E402
+from gpu_suite import Scale, cpu_scale  # noqa: E402
 
 DATA = ["data.simulator.scenes={train:2,validation:1,test:1}", "data.num_workers=0"]
 MODES = {"hsi_cswin_gan": ("one process", "ddp: a wrapper per network", "ddp: one wrapper, find_unused=True"),
@@ -50,15 +51,15 @@ def rank_main(experiment: str, mode: str, steps: int, workdir: Path, result: Pat
                 "ddp: a wrapper per network": HydraDDPStrategy(process_group_backend="gloo"),
                 "ddp: one wrapper, find_unused=True": DDPStrategy(process_group_backend="gloo",
                                                                    find_unused_parameters=True)}.get(mode, "auto")
-    timer = _StepTimer(scale)
+    timer = StepTimer(scale)
     trainer = pl.Trainer(accelerator="cpu", devices=world, strategy=strategy, max_epochs=1, logger=False,
                          enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
                          limit_val_batches=0, num_sanity_val_steps=0, use_distributed_sampler=False,
                          callbacks=[timer])
     torch.manual_seed(0)
-    trainer.fit(build_system(cfg), datamodule=_FixedBatch(datamodule, batch, scale.warmup + steps))
+    trainer.fit(build_system(cfg), datamodule=FixedBatch(datamodule, batch, scale.warmup + steps))
     if trainer.global_rank == 0:
-        result.write_text(json.dumps({"ms": 1e3 * timer.wall_s / steps, "batch": _batch_items(batch)}))
+        result.write_text(json.dumps({"ms": 1e3 * timer.wall_s / steps, "batch": batch_items(batch)}))
 
 
 def prepare_data(experiment: str, workdir: Path) -> None:

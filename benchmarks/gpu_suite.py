@@ -19,6 +19,7 @@ else the share of wall time the CUDA stream spent inside the timed steps (CUDA e
 
 import argparse
 import importlib.util
+import signal
 import sys
 import tempfile
 import time
@@ -277,8 +278,11 @@ def run_cases(names: list[str], scale: Scale, budget_s: float | None = None) -> 
         started = time.perf_counter()
         try:
             produced = function(scale)
+        except KeyboardInterrupt:  # a time limit (scripts/gpu_check.sh): keep the figures measured so far
+            rows.append({"case": name, "note": "interrupted"})
+            break
         except Exception as error:  # one failing case must not hide the others' figures
-            produced = [{"note": f"failed: {type(error).__name__}: {str(error).splitlines()[0][:80]}"}]
+            produced = [{"note": f"failed: {type(error).__name__}: {(str(error).splitlines() or [""])[0][:80]}"}]
         print(f"[{name}: {time.perf_counter() - started:.0f} s]", file=sys.stderr)
         rows.extend({"case": name, **row} for row in produced)
     return rows
@@ -311,6 +315,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--budget-s", type=float, default=None, help="start no case after this many seconds")
     parser.add_argument("--list", action="store_true", help="print the cases and exit")
     args = parser.parse_args(argv)
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # even when started with SIGINT ignored
     if args.list:
         print("\n".join(args.cases))
         return

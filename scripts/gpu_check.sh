@@ -29,11 +29,16 @@ python="${PYTHON:-python}"
 pytest_s="${GPU_CHECK_PYTEST_S:-300}"
 suite_s="${GPU_CHECK_SUITE_S:-150}"
 logs="${report%.md}_logs"
-pytest_cmd=("$python" -m pytest -m gpu -p no:cacheprovider -q -rA --durations=15 --junitxml "$logs/junit.xml")
+pytest_args=(-m gpu -p no:cacheprovider -q -rA --durations=15 --junitxml "$logs/junit.xml")
+# SIGINT (the time limit) must reach pytest as KeyboardInterrupt, so it stops and still writes its JUnit XML, even
+# where the shell started this script with SIGINT ignored (background jobs)
+pytest_cmd=("$python" -c 'import signal, sys, pytest
+signal.signal(signal.SIGINT, signal.default_int_handler)
+sys.exit(pytest.main(sys.argv[1:]))' "${pytest_args[@]}")
 suite_cmd=("$python" benchmarks/gpu_suite.py --steps 5 --budget-s $((suite_s * 2 / 3)))
 
 if [[ $dry_run == 1 ]]; then
-    echo "1. tests, at most ${pytest_s} s: ${pytest_cmd[*]}"
+    echo "1. tests, at most ${pytest_s} s: $python -m pytest ${pytest_args[*]}"
     # listed as they would be collected with CUDA (the parametrisation then includes each preset's precision)
     SAREXP_GPU_DEVICE=cuda "$python" -m pytest -m gpu -p no:cacheprovider --collect-only -q | sed 's/^/   /'
     echo "2. speed suite, at most ${suite_s} s: ${suite_cmd[*]}"

@@ -14,6 +14,7 @@ Without CUDA these are skipped. `SAREXP_GPU_DEVICE=cpu pytest -m gpu` runs the s
 job with gloo), to try this code before a GPU session has to (minutes; run it under the heavy-job lock).
 """
 
+import functools
 import json
 import math
 import os
@@ -22,6 +23,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from omegaconf import DictConfig
 
 from cli_helpers import read_metrics
 from ddp_launch import launch
@@ -37,10 +39,10 @@ STEPS = ["trainer.max_steps=2", "trainer.limit_val_batches=1", "trainer.limit_te
          "trainer.num_sanity_val_steps=0"]
 EXPERIMENTS = ordered(shipped_experiments())
 COMPILED = ["ssm4sar", "mixmae_benv1", "pdm_sar_lowres", "hsi_mstpp", "colorization_ldm"]  # one per system
-GENERATIVE = ["pdm_sar_lowres", "pdm_sar_superres", "colorization_ldm"]
 
 
-def _composed(experiment: str):
+@functools.cache
+def _composed(experiment: str) -> DictConfig:
     return compose_run(Path("/nonexistent"), Path("/nonexistent/run"), [f"experiment={experiment}"])
 
 

@@ -282,7 +282,8 @@ def run_cases(names: list[str], scale: Scale, budget_s: float | None = None) -> 
             rows.append({"case": name, "note": "interrupted"})
             break
         except Exception as error:  # one failing case must not hide the others' figures
-            produced = [{"note": f"failed: {type(error).__name__}: {(str(error).splitlines() or [""])[0][:80]}"}]
+            first_line = (str(error).splitlines() or [""])[0][:80]
+            produced = [{"note": f"failed: {type(error).__name__}: {first_line}"}]
         print(f"[{name}: {time.perf_counter() - started:.0f} s]", file=sys.stderr)
         rows.extend({"case": name, **row} for row in produced)
     return rows

@@ -38,6 +38,7 @@ def test_report_has_a_row_per_test_and_the_speed_table(tmp_path, monkeypatch):
         '<testcase classname="tests.test_gpu" name="test_b" time="0.2"><failure message="assert 1 == 2">tb'
         '</failure></testcase>'
         '<testcase classname="tests.test_gpu" name="test_c" time="0"><skipped message="needs two GPUs"/></testcase>'
+        '<testcase time="0.001"/>'  # what pytest writes for the test a time limit interrupted
         '</testsuite></testsuites>')
     (logs / "pytest.log").write_text("1 failed, 1 passed, 1 skipped\n")
     (logs / "suite.log").write_text("[s4d_layer: 3 s]\nsarexp GPU suite — H100, torch 2\n| case | variant |\n|---|---|\n")
@@ -47,7 +48,8 @@ def test_report_has_a_row_per_test_and_the_speed_table(tmp_path, monkeypatch):
                                       "--pytest-s", "12", "--suite-exit", "0", "--suite-s", "40"])
     runpy.run_path(str(ROOT / "scripts" / "gpu_report.py"), run_name="__main__")
     text = out.read_text()
-    assert "1 passed, 1 failed, 0 error, 1 skipped" in text
+    assert "1 passed, 1 failed, 0 error, 1 skipped, 1 interrupted" in text
+    assert "| (the test running at the time limit) | **INTERRUPTED** | | |" in text
     assert "| `test_gpu::test_b` | **FAIL** | 0.2 | assert 1 == 2 |" in text
     assert "| `test_gpu::test_c` | skip | 0.0 | needs two GPUs |" in text
     assert "sarexp GPU suite — H100" in text and "| case | variant |" in text and "NVIDIA-SMI 550" in text

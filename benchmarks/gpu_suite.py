@@ -5,8 +5,11 @@
     python benchmarks/gpu_suite.py --cases s4d_layer pdm_unet --compile-on-cpu
 
 Cases are a registry (`@case(name, modules)`): one small function per system that returns table rows. A
-case whose modules are not importable is listed as skipped, so systems built elsewhere (HSI, colorization)
-add one function here and appear once they exist. Training cases build the data module and the system
+case whose modules are not importable is listed as skipped, so a new system adds one function here.
+`--budget-s` bounds the whole run: cases not started when it is spent are listed as skipped (scripts/gpu_check.sh
+gives the suite what the GPU session has left). HSI runs the seed's setting (batch 20, 128-px patches) for
+MST++ and the Sinkhorn-GAN; colorization the `_paper` LDM's training step and its img2img sampling (50 steps).
+Training cases build the data module and the system
 from the experiment's config through sarexp's own builders (`model.compile`, `trainer.precision` included),
 then time Lightning training steps on a fixed batch taken from the real loader, so the step rate is what
 the device consumes; the loader is timed alone over real batches, so a starving loader shows as
@@ -16,20 +19,19 @@ else the share of wall time the CUDA stream spent inside the timed steps (CUDA e
 
 import argparse
 import importlib.util
-import statistics
+import signal
 import sys
 import tempfile
-import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-import lightning.pytorch as pl
 import torch
-from torch.utils.data import DataLoader
 
-Row = dict[str, Any]
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from gpu_measure import Row, batch_items, compose, largest_fitting, timed, train_rate  # noqa: E402
+
 CASES: dict[str, tuple[tuple[str, ...], Callable[["Scale"], list[Row]]]] = {}
 COLUMNS = ("case", "variant", "batch", "ms/step", "items/s", "peak GiB", "GPU busy %", "loader items/s",
            "loader/device", "note")
@@ -60,6 +62,16 @@ class Scale:
     pdm: list[str]
     sampler_steps: dict[str, int]
     loader_batches: int
+    hsi: list[str]                           # data size of the HSI cases (the seed's: 128-px patches)
+    hsi_mstpp: list[str]
+    hsi_gan: list[str]
+    hsi_batch: int
+    colorization: list[str]                  # data size of the colorization cases
+    clip: list[str]                          # the stages that give the LDM its text encoder and VAE
+    vae: list[str]
+    ldm: list[str]
+    ldm_batch: int
+    img2img_steps: int
 
 
 def gpu_scale(workdir: Path, steps: int) -> Scale:
@@ -71,7 +83,11 @@ def gpu_scale(workdir: Path, steps: int) -> Scale:
         pdm=["data.image_size=128", "model.model_channels=128", "model.num_res_blocks=3",
              "model.channel_mult=[1,1,2,3,4]", "model.attention_resolutions=[16,8]", "model.dropout=0.0",
              "data.generator.counts={train:8,val:2,test:2}", "data.batch_size=16"],
-        sampler_steps={"DDPM respaced": 100, "DDIM": 50, "DPM-Solver++ 2M": 20}, loader_batches=8)
+        sampler_steps={"DDPM respaced": 100, "DDIM": 50, "DPM-Solver++ 2M": 20}, loader_batches=8,
+        hsi=["data.synthetic=true", "data.simulator.scenes={train:2,validation:1,test:1}", "data.num_workers=2"],
+        hsi_mstpp=[], hsi_gan=[], hsi_batch=20,
+        colorization=["data.simulator.scenes=4", "data.simulator.patches_per_scene=4"],
+        clip=[], vae=[], ldm=[], ldm_batch=4, img2img_steps=50)
 
 
 def cpu_scale(workdir: Path, compile_on_cpu: bool) -> Scale:
@@ -85,169 +101,22 @@ def cpu_scale(workdir: Path, compile_on_cpu: bool) -> Scale:
         mixmae=["data.simulator.patches={train:4,validation:2,test:2}"], mixmae_batch=2,
         pdm=["data.image_size=16", "model.model_channels=8", "data.generator.counts={train:1,val:1,test:1}",
              "data.batch_size=2", "diffusion.steps=50"],
-        sampler_steps={"DDPM respaced": 2, "DDIM": 2, "DPM-Solver++ 2M": 2}, loader_batches=2)
-
-
-# --- measurement helpers -------------------------------------------------------------------------------
-
-
-def synchronize(device: str) -> None:
-    if device == "cuda":
-        torch.cuda.synchronize()
-
-
-class BusySampler:
-    """GPU utilisation during a measurement: NVML samples when available, else CUDA-event stream coverage."""
-
-    def __init__(self, device: str) -> None:
-        self.device, self.samples, self.stream_ms = device, [], 0.0
-        self.nvml = device == "cuda" and importlib.util.find_spec("pynvml") is not None
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._poll, daemon=True) if self.nvml else None
-
-    def _poll(self) -> None:
-        while not self._stop.wait(0.05):
-            self.samples.append(torch.cuda.utilization())
-
-    def start(self) -> None:
-        if self._thread is not None:
-            self._thread.start()
-
-    def stop(self, wall_s: float) -> str:
-        if self._thread is not None:
-            self._stop.set()
-            self._thread.join()
-            return f"{statistics.fmean(self.samples):.0f}" if self.samples else "n/a"
-        if self.device == "cuda" and wall_s > 0:
-            return f"≤{min(100.0, 100 * self.stream_ms / 1e3 / wall_s):.0f}"
-        return "n/a"
-
-
-def train_rate(overrides: list[str], scale: Scale, batch_size: int) -> Row:
-    """Build data module and system from the config; time the loader alone, then training steps."""
-    from sarexp.tasks.builders import build_datamodule, build_system
-
-    cfg = compose(scale, [*overrides, f"data.batch_size={batch_size}"])
-    datamodule = build_datamodule(cfg)
-    datamodule.prepare_data()
-    datamodule.setup("fit")
-    loader = datamodule.train_dataloader()
-    start, batches, items = time.perf_counter(), 0, 0
-    for batch in loader:
-        items, batches = items + _batch_items(batch), batches + 1
-        first = batch if batches == 1 else first
-        if batches >= scale.loader_batches:
-            break
-    loader_rate = items / (time.perf_counter() - start)
-
-    timer = _StepTimer(scale)
-    fixed = _FixedBatch(datamodule, first, scale.warmup + scale.steps)
-    trainer = pl.Trainer(accelerator=scale.device, devices=1, precision=cfg.trainer.precision,
-                         max_steps=scale.warmup + scale.steps, logger=False, enable_checkpointing=False,
-                         enable_progress_bar=False, enable_model_summary=False, limit_val_batches=0,
-                         num_sanity_val_steps=0, callbacks=[timer])
-    if scale.device == "cuda":
-        torch.cuda.reset_peak_memory_stats()
-    trainer.fit(build_system(cfg), datamodule=fixed)
-    device_rate = _batch_items(first) * scale.steps / timer.wall_s
-    return {"batch": _batch_items(first), "ms/step": 1e3 * timer.wall_s / scale.steps, "items/s": device_rate,
-            "peak GiB": torch.cuda.max_memory_allocated() / 2**30 if scale.device == "cuda" else None,
-            "GPU busy %": timer.busy, "loader items/s": loader_rate, "loader/device": loader_rate / device_rate}
-
-
-def _batch_items(batch: Any) -> int:
-    tensors = batch.values() if isinstance(batch, dict) else batch
-    return next(len(value) for value in tensors if isinstance(value, torch.Tensor))
-
-
-class _FixedBatch(pl.LightningDataModule):
-    """A data module whose loader repeats one real batch (the real module's device-side transform kept)."""
-
-    def __init__(self, source: pl.LightningDataModule, batch: Any, steps: int) -> None:
-        super().__init__()
-        self.source, self.batch, self.steps = source, batch, steps
-
-    def train_dataloader(self) -> DataLoader:
-        return DataLoader([self.batch] * self.steps, batch_size=None)
-
-    def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
-        return self.source.on_after_batch_transfer(batch, dataloader_idx)
-
-
-class _StepTimer(pl.Callback):
-    """Wall time of the steps after warm-up (device synchronised), and GPU busy during them."""
-
-    def __init__(self, scale: Scale) -> None:
-        self.scale, self.wall_s, self.busy, self._sampler = scale, 0.0, "n/a", BusySampler(scale.device)
-        self._events: list[tuple[torch.cuda.Event, torch.cuda.Event]] = []
-
-    def on_train_batch_start(self, trainer: pl.Trainer, module: Any, batch: Any, index: int) -> None:
-        if index == self.scale.warmup:
-            synchronize(self.scale.device)
-            self._start = time.perf_counter()
-            self._sampler.start()
-        if index >= self.scale.warmup and self.scale.device == "cuda":
-            self._begin = torch.cuda.Event(enable_timing=True)
-            self._begin.record()
-
-    def on_train_batch_end(self, trainer: pl.Trainer, module: Any, outputs: Any, batch: Any, index: int) -> None:
-        if index < self.scale.warmup:
-            return
-        if self.scale.device == "cuda":  # read after the last step: no synchronisation between steps
-            end = torch.cuda.Event(enable_timing=True)
-            end.record()
-            self._events.append((self._begin, end))
-        if index == self.scale.warmup + self.scale.steps - 1:
-            synchronize(self.scale.device)
-            self.wall_s = time.perf_counter() - self._start
-            self._sampler.stream_ms = sum(begin.elapsed_time(end) for begin, end in self._events)
-            self.busy = self._sampler.stop(self.wall_s)
-
-
-def compose(scale: Scale, overrides: list[str]) -> Any:
-    from hydra import compose as hydra_compose
-    from hydra import initialize_config_dir
-    from hydra.core.global_hydra import GlobalHydra
-    from hydra.core.hydra_config import HydraConfig
-    from omegaconf import open_dict
-
-    from sarexp.config.locate import config_dir
-    from sarexp.config.schema import register_schema
-
-    register_schema()
-    GlobalHydra.instance().clear()
-    paths = [f"paths.root_dir={scale.workdir}", f"paths.run_dir={scale.workdir / 'run'}"]
-    with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
-        cfg = hydra_compose("config", overrides=[*paths, *overrides], return_hydra_config=True)
-    HydraConfig.instance().set_config(cfg)
-    with open_dict(cfg):
-        del cfg["hydra"]
-    return cfg
-
-
-def timed(step: Callable[[], Any], device: str, repeats: int) -> float:
-    """Median seconds of `step` after one warm-up call."""
-    step()
-    times = []
-    for _ in range(repeats):
-        synchronize(device)
-        start = time.perf_counter()
-        step()
-        synchronize(device)
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
-
-
-def largest_fitting(batch: int, measure: Callable[[int], Row]) -> Row:
-    """`measure(batch)`, halving the batch on CUDA out-of-memory (the seed's size, or the largest that fits)."""
-    while True:
-        try:
-            return measure(batch)
-        except torch.cuda.OutOfMemoryError:
-            if batch == 1:
-                raise
-            torch.cuda.empty_cache()
-            batch //= 2
+        sampler_steps={"DDPM respaced": 2, "DDIM": 2, "DPM-Solver++ 2M": 2}, loader_batches=2,
+        hsi=["data.synthetic=true", "data.simulator.scenes={train:1,validation:1,test:1}", "data.simulator.height=32",
+             "data.simulator.width=40", "data.patch_size=16", "data.stride=16", "data.num_workers=0"],
+        hsi_mstpp=["model.stage=1"],
+        hsi_gan=["model.dim=8", "model.noise_embed_dim=8", "model.depths=[1,1,1]", "model.splits=[4,4,8]",
+                 "system.discriminator.dim=8", "system.discriminator.stages=2", "system.adversarial.iters=4"],
+        hsi_batch=2,
+        colorization=["data.image_size=32", "data.simulator.scenes=4", "data.simulator.patches_per_scene=2"],
+        clip=["model.embed_dim=8", "model.text.hidden_size=16", "model.text.num_hidden_layers=1",
+              "model.text.num_attention_heads=2", "model.image.channels=[8,16]"],
+        vae=["model.block_out_channels=[8,8,8,8]", "model.layers_per_block=1", "model.norm_num_groups=4"],
+        ldm=["model.block_out_channels=[16,32]", "model.down_block_types=[CrossAttnDownBlock2D,DownBlock2D]",
+             "model.up_block_types=[UpBlock2D,CrossAttnUpBlock2D]", "model.layers_per_block=1",
+             "model.attention_head_dim=2", "model.cross_attention_dim=16", "model.norm_num_groups=8",
+             "trainer.precision=bf16-mixed"],
+        ldm_batch=2, img2img_steps=3)
 
 
 # --- cases ---------------------------------------------------------------------------------------------
@@ -321,7 +190,7 @@ def pdm_unet(scale: Scale) -> list[Row]:
              if isinstance(value, torch.Tensor)}
     net = system.net
     conditioning = conditioning_of(net, batch)
-    count = _batch_items(batch)
+    count = batch_items(batch)
     shape = (count, net.in_channels, net.image_size, net.image_size)
     samplers = {"DDPM respaced": AncestralSampler, "DDIM": DDIMSampler, "DPM-Solver++ 2M": DPMSolverSampler}
     for name, sampler_class in samplers.items():
@@ -335,13 +204,73 @@ def pdm_unet(scale: Scale) -> list[Row]:
     return rows
 
 
+@case("hsi_train", modules=("sarexp.models.mstpp", "sarexp.systems.gan", "sarexp.models.cswin_generator"))
+def hsi_train(scale: Scale) -> list[Row]:
+    """MST++ and the CSWin Sinkhorn-GAN at the seed's batch 20 of 128-px patches (the `_paper` presets)."""
+    rows = []
+    for experiment, extra, precisions in (("hsi_mstpp_paper", scale.hsi_mstpp, ("32-true", "bf16-mixed")),
+                                          ("hsi_cswin_gan_paper", scale.hsi_gan, ("bf16-mixed", "32-true"))):
+        for precision in precisions:
+            overrides = [f"experiment={experiment}", *scale.hsi, *extra, f"trainer.precision={precision}"]
+            row = largest_fitting(scale.hsi_batch, lambda batch: train_rate(overrides, scale, batch))
+            rows.append({"variant": f"{experiment.removesuffix('_paper')} {precision}", **row})
+    return rows
+
+
+@case("colorization_ldm", modules=("sarexp.systems.latent_diffusion", "diffusers", "transformers"))
+def colorization_ldm(scale: Scale) -> list[Row]:
+    """The `_paper` LDM (random weights): a training step at its batch, then guided img2img at 50 DDIM steps.
+    Its text encoder and VAE come from one-step runs of the `_paper` CLIP and VAE stages."""
+    from sarexp.diffusion.samplers import DDIMSampler
+    from sarexp.tasks.builders import build_system
+
+    stages = [f"clip_checkpoint={stage_checkpoint(scale, 'colorization_clip_paper', scale.clip)}",
+              f"vae_checkpoint={stage_checkpoint(scale, 'colorization_vae_paper', scale.vae)}"]
+    overrides = ["experiment=colorization_ldm_paper", *scale.colorization, *stages, *scale.ldm]
+    rows = [{"variant": "train step", **largest_fitting(scale.ldm_batch,
+                                                        lambda batch: train_rate(overrides, scale, batch))}]
+    cfg = compose(scale, overrides)
+    system, size = build_system(cfg).to(scale.device).eval(), cfg.data.image_size
+    condition = torch.rand(scale.ldm_batch, 1, size, size, device=scale.device) * 2 - 1
+    prompts = ["Colorize the image, Region: arctic, Season: winter"] * scale.ldm_batch
+    sampler = DDIMSampler(steps=scale.img2img_steps, spacing="trailing", clip_denoised=False)
+    if scale.device == "cuda":
+        torch.cuda.reset_peak_memory_stats()
+    with torch.autocast(scale.device, dtype=torch.bfloat16, enabled=scale.device == "cuda"):
+        seconds = timed(lambda: system.colorize(condition, prompts, sampler, strength=0.8), scale.device, 1)
+    run_steps = int(scale.img2img_steps * 0.8)
+    precision = "bf16" if scale.device == "cuda" else "fp32"
+    rows.append({"variant": f"img2img DDIM {scale.img2img_steps} steps (strength 0.8, guidance 7.5, {precision})",
+                 "batch": scale.ldm_batch, "ms/step": 1e3 * seconds / run_steps, "items/s": scale.ldm_batch / seconds,
+                 "peak GiB": torch.cuda.max_memory_allocated() / 2**30 if scale.device == "cuda" else None})
+    return rows
+
+
+def stage_checkpoint(scale: Scale, experiment: str, overrides: list[str]) -> Path:
+    """last.ckpt of a one-step run of a colorization stage (its export is what the LDM loads)."""
+    from sarexp.tasks.train import train
+
+    run = scale.workdir / experiment
+    cfg = compose(scale, [f"experiment={experiment}", *scale.colorization, *overrides, "trainer.max_steps=1",
+                          "trainer.limit_val_batches=0", "trainer.num_sanity_val_steps=0",
+                          f"trainer.accelerator={'gpu' if scale.device == 'cuda' else 'cpu'}", "launcher.devices=1",
+                          "callbacks.last_checkpoint.every_n_train_steps=1", "callbacks.model_checkpoint=null",
+                          "callbacks.progress_bar=null",
+                          "callbacks.model_summary=null"], run_dir=run)
+    train(cfg, test=False)
+    return run / "checkpoints" / "last.ckpt"
+
+
 # --- table ---------------------------------------------------------------------------------------------
 
 
-def run_cases(names: list[str], scale: Scale) -> list[Row]:
-    rows = []
+def run_cases(names: list[str], scale: Scale, budget_s: float | None = None) -> list[Row]:
+    rows, started_all = [], time.perf_counter()
     for name in names:
         modules, function = CASES[name]
+        if budget_s is not None and time.perf_counter() - started_all >= budget_s:
+            rows.append({"case": name, "note": f"skipped: --budget-s {budget_s:.0f} spent"})
+            continue
         missing = [module for module in modules if not _importable(module)]
         if missing:
             rows.append({"case": name, "note": f"skipped: {', '.join(missing)} not importable"})
@@ -349,8 +278,12 @@ def run_cases(names: list[str], scale: Scale) -> list[Row]:
         started = time.perf_counter()
         try:
             produced = function(scale)
+        except KeyboardInterrupt:  # a time limit (scripts/gpu_check.sh): keep the figures measured so far
+            rows.append({"case": name, "note": "interrupted"})
+            break
         except Exception as error:  # one failing case must not hide the others' figures
-            produced = [{"note": f"failed: {type(error).__name__}: {str(error).splitlines()[0][:80]}"}]
+            first_line = (str(error).splitlines() or [""])[0][:80]
+            produced = [{"note": f"failed: {type(error).__name__}: {first_line}"}]
         print(f"[{name}: {time.perf_counter() - started:.0f} s]", file=sys.stderr)
         rows.extend({"case": name, **row} for row in produced)
     return rows
@@ -380,14 +313,20 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--cases", nargs="+", choices=sorted(CASES), default=list(CASES))
     parser.add_argument("--steps", type=int, default=10, help="timed training steps per GPU measurement")
     parser.add_argument("--compile-on-cpu", action="store_true", help="also time torch.compile in the smoke run")
+    parser.add_argument("--budget-s", type=float, default=None, help="start no case after this many seconds")
+    parser.add_argument("--list", action="store_true", help="print the cases and exit")
     args = parser.parse_args(argv)
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # even when started with SIGINT ignored
+    if args.list:
+        print("\n".join(args.cases))
+        return
     smoke = args.cpu_smoke or not torch.cuda.is_available()
     torch.manual_seed(0)
     with tempfile.TemporaryDirectory(prefix="sarexp-gpu-suite-") as scratch:
         workdir = Path(scratch)
         scale = cpu_scale(workdir, args.compile_on_cpu) if smoke else gpu_scale(workdir, args.steps)
         started = time.perf_counter()
-        rows = run_cases(args.cases, scale)
+        rows = run_cases(args.cases, scale, args.budget_s)
     device = "CPU smoke" if smoke else torch.cuda.get_device_name()
     print(f"\nsarexp GPU suite — {device}, torch {torch.__version__}, {time.perf_counter() - started:.0f} s; "
           "GPU busy: NVML % if pynvml is installed, else ≤ CUDA-stream share of wall time")

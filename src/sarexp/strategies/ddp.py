@@ -5,6 +5,9 @@ Lightning starts ranks 1…N−1 of a one-machine DDP job by running the command
 #11300, Hydra #2070), and the run dir it passes is Hydra's `run.dir`, not the job's sweep dir. Here the
 ranks re-run *this job*: its own overrides, its output dir as `hydra.run.dir`, no `.hydra/` and no log
 file of their own. Under SLURM (or torchrun) the ranks exist already and nothing is launched.
+
+A system that lists networks in `ddp_parts` (sarexp.strategies.parts: a GAN) gets one DDP wrapper per
+network instead of one around the whole module, so `find_unused_parameters` can stay false.
 """
 
 import ctypes
@@ -16,23 +19,47 @@ from pathlib import Path
 
 import torch.distributed
 from hydra.core.hydra_config import HydraConfig
-from lightning.pytorch.strategies.launchers.subprocess_script import _SubprocessScriptLauncher
+from lightning.pytorch.overrides.distributed import _register_ddp_comm_hook
 from lightning.pytorch.strategies import DDPStrategy
+from lightning.pytorch.strategies.launchers.subprocess_script import _SubprocessScriptLauncher
 
 from sarexp.errors import ConfigError
+from sarexp.strategies.parts import has_parts, part_wrappers, unwrap_parts, wrap_parts
 
 _DDP_VARIABLES = ("MASTER_ADDR", "MASTER_PORT", "NODE_RANK", "LOCAL_RANK", "WORLD_SIZE")
 _saved_environment: dict[str, str | None] | None = None
 
 
 class HydraDDPStrategy(DDPStrategy):
-    """`DDPStrategy` whose locally launched ranks re-run the current Hydra job."""
+    """`DDPStrategy` whose locally launched ranks re-run the current Hydra job, and which wraps the networks
+    of a system with `ddp_parts` one by one."""
 
     def _configure_launcher(self) -> None:
         if self._start_method == "popen" and HydraConfig.initialized():
             self._launcher = _HydraJobLauncher(self.cluster_environment, self.num_processes, self.num_nodes)
         else:
             super()._configure_launcher()
+
+    def configure_ddp(self) -> None:
+        if not has_parts(self.model):
+            super().configure_ddp()
+            return
+        wrap_parts(self.model, self._setup_model)  # self.model stays the LightningModule: no outer wrapper
+        self._register_ddp_hooks()
+
+    def _register_ddp_hooks(self) -> None:
+        wrappers = part_wrappers(self.lightning_module)
+        if not wrappers:
+            super()._register_ddp_hooks()
+            return
+        if self.root_device.type == "cuda":  # communication hooks: NCCL only, as in Lightning
+            for wrapper in wrappers.values():
+                _register_ddp_comm_hook(model=wrapper, ddp_comm_state=self._ddp_comm_state,
+                                        ddp_comm_hook=self._ddp_comm_hook, ddp_comm_wrapper=self._ddp_comm_wrapper)
+
+    def teardown(self) -> None:
+        unwrap_parts(self.lightning_module)
+        super().teardown()
 
 
 class _HydraJobLauncher(_SubprocessScriptLauncher):

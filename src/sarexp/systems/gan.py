@@ -20,6 +20,14 @@ piece of training state is in the checkpoint: both optimizers and schedulers (Li
 batch counter of the schedule (`on_save_checkpoint`), so a resumed run continues exactly.
 Mixed precision comes from `trainer.precision`; clipping (`gradient_clip_val`, by norm) is applied after
 the loss scale is removed, in `on_before_optimizer_step`.
+
+DDP (`trainer=ddp`): the generator and the discriminator are each in their own DDP wrapper (`ddp_parts`,
+sarexp.strategies.parts), so each backward synchronises exactly the network it trains, and micro-batches that
+do not step skip the all-reduce. The Sinkhorn divergence is not a mean over samples: with
+`adversarial_batch: global` (default) D's features of all ranks form one batch cloud (a differentiable
+all-gather), so W ranks of B samples compute the gradients of one process on the W·B concatenated samples;
+`local` compares each rank's own B samples (W clouds of B, their gradients averaged), as the seed's
+per-process loss did.
 """
 
 import warnings
@@ -29,6 +37,7 @@ from typing import Any
 import lightning.pytorch as pl
 import torch
 import torch.nn.functional as F
+from lightning.pytorch.strategies import DDPStrategy
 from torch import nn
 from torch.optim import Optimizer
 from torchmetrics import Metric, MetricCollection
@@ -41,9 +50,12 @@ from sarexp.losses.spectral import mrae, spectral_angle
 from sarexp.metrics.spectral import whole_image_forward
 from sarexp.optim.ema import frozen_copy, update_ema, warmed_decay
 from sarexp.optim.param_groups import build_optimizer
+from sarexp.strategies.gather import all_gather_with_gradient
+from sarexp.strategies.parts import DistributedParts, part_wrappers
 
 Batch = dict[str, Any]
 RECONSTRUCTION = ("l1", "mse", "mrae")
+ADVERSARIAL_BATCH = ("global", "local")
 
 
 # Lightning warns that periodic checkpoints under manual optimisation hold the state after the step: that is
@@ -59,7 +71,9 @@ def reconstruction_loss(kind: str, preds: torch.Tensor, target: torch.Tensor) ->
     return mrae(preds, target, eps=1e-3)  # ε-guarded: generated spectra may meet near-zero targets
 
 
-class ConditionalGANSystem(pl.LightningModule):
+class ConditionalGANSystem(DistributedParts, pl.LightningModule):
+    ddp_parts = ("generator", "discriminator")
+
     def __init__(
         self,
         generator: nn.Module,
@@ -88,6 +102,7 @@ class ConditionalGANSystem(pl.LightningModule):
         metrics: dict[str, Metric] | None = None,
         eval_tile: int | None = None,
         eval_overlap: int = 32,
+        adversarial_batch: str = "global",
     ) -> None:
         super().__init__()
         if n_critic < 1 or accumulate_grad_batches < 1:
@@ -95,6 +110,9 @@ class ConditionalGANSystem(pl.LightningModule):
                               f"{n_critic} and {accumulate_grad_batches}")
         if reconstruction not in RECONSTRUCTION:
             raise ConfigError(f"system.reconstruction must be one of {', '.join(RECONSTRUCTION)}, got {reconstruction!r}")
+        if adversarial_batch not in ADVERSARIAL_BATCH:
+            raise ConfigError(f"system.adversarial_batch must be one of {', '.join(ADVERSARIAL_BATCH)}, "
+                              f"got {adversarial_batch!r}")
         if not 0.0 <= ema_decay < 1.0:
             raise ConfigError(f"system.ema_decay must be in [0, 1), got {ema_decay}")
         self.automatic_optimization = False
@@ -117,6 +135,7 @@ class ConditionalGANSystem(pl.LightningModule):
         self.batches_seen = 0
         self.generator_steps = 0
         self.eval_tile, self.eval_overlap = eval_tile, eval_overlap
+        self.adversarial_batch = adversarial_batch
         collection = MetricCollection(dict(metrics or {}))
         self.val_metrics = collection.clone(prefix="val/")
         self.test_metrics = collection.clone(prefix="test/")
@@ -133,18 +152,29 @@ class ConditionalGANSystem(pl.LightningModule):
         return self
 
     # ---------------------------------------------------------------- training
+    def on_fit_start(self) -> None:
+        strategy = self.trainer.strategy
+        if (isinstance(strategy, DDPStrategy) and not part_wrappers(self)
+                and not strategy._ddp_kwargs.get("find_unused_parameters")):
+            raise ConfigError(f"trainer.strategy={type(strategy).__name__}: the GAN's networks step separately and "
+                              "need one DDP wrapper each; use trainer=ddp (sarexp.strategies.ddp.HydraDDPStrategy)")
+
     def training_step(self, batch: Batch, batch_idx: int) -> None:
         condition, target = batch[self.condition_key], batch[self.target_key]
         opt_g, opt_d = self.optimizers()
         position = self.batches_seen % (self.n_critic * self.accumulate)
         trains_generator = position >= (self.n_critic - 1) * self.accumulate
-        with torch.set_grad_enabled(trains_generator):  # no generator graph on discriminator-only batches
-            fake = self.generator(condition)
+        steps_discriminator = (position + 1) % self.accumulate == 0
+        steps_generator = position == self.n_critic * self.accumulate - 1
+        # no generator graph on discriminator-only batches; gradients all-reduced only where an optimizer steps
+        with torch.set_grad_enabled(trains_generator), self.skip_sync("generator", not steps_generator):
+            fake = self.distributed("generator")(condition)
 
         self.toggle_optimizer(opt_d)
-        d_terms = self._discriminator_terms(condition, target, fake.detach())
+        with self.skip_sync("discriminator", not steps_discriminator):
+            d_terms = self._discriminator_terms(condition, target, fake.detach())
         self.manual_backward(d_terms["d_loss"] / self.accumulate)
-        if (position + 1) % self.accumulate == 0:
+        if steps_discriminator:
             self._step(opt_d)
         self.untoggle_optimizer(opt_d)
 
@@ -152,7 +182,7 @@ class ConditionalGANSystem(pl.LightningModule):
             self.toggle_optimizer(opt_g)
             g_terms = self._generator_terms(condition, target, fake)
             self.manual_backward(g_terms["g_loss"] / self.accumulate)
-            if position == self.n_critic * self.accumulate - 1:
+            if steps_generator:
                 self._step(opt_g)
                 self.generator_steps += 1
                 decay = warmed_decay(self.ema_decay, self.generator_steps) if self.ema_warmup else self.ema_decay
@@ -170,9 +200,10 @@ class ConditionalGANSystem(pl.LightningModule):
     def _discriminator_terms(self, condition: torch.Tensor, target: torch.Tensor,
                              fake: torch.Tensor) -> dict[str, torch.Tensor]:
         real = target.detach().requires_grad_(self.use_r1)
-        d_real = self.discriminator(torch.cat([condition, real], 1))
-        d_fake = self.discriminator(torch.cat([condition, fake], 1))
-        divergence = self.adversarial(d_real, d_fake)
+        discriminator = self.distributed("discriminator")
+        d_real = discriminator(torch.cat([condition, real], 1))
+        d_fake = discriminator(torch.cat([condition, fake], 1))
+        divergence = self._adversarial(d_real, d_fake)
         terms = {"d_sinkhorn": divergence, "d_loss": -divergence}
         if self.use_r1:
             terms["d_r1"] = r1_penalty(d_real.float(), real, self.r1_gamma)
@@ -181,11 +212,12 @@ class ConditionalGANSystem(pl.LightningModule):
 
     def _generator_terms(self, condition: torch.Tensor, target: torch.Tensor,
                          fake: torch.Tensor) -> dict[str, torch.Tensor]:
+        # the plain discriminator: its parameters are frozen here (toggle_optimizer), nothing of it to synchronise
         with torch.no_grad():
             d_real, real_features = self.discriminator(torch.cat([condition, target], 1), features=True)
         d_fake, fake_features = self.discriminator(torch.cat([condition, fake], 1), features=True)
         terms = {"rec": reconstruction_loss(self.reconstruction, fake.float(), target.float()),
-                 "adversarial": self.adversarial(d_real, d_fake),
+                 "adversarial": self._adversarial(d_real, d_fake),
                  "sam": spectral_angle(fake.float(), target.float())}
         if self.perceptual_network is not None:
             with torch.no_grad():
@@ -195,6 +227,13 @@ class ConditionalGANSystem(pl.LightningModule):
             terms["perceptual"] = feature_l1(real_features, fake_features)
         total = sum(self.weights[name] * value for name, value in terms.items() if self.weights[name] != 0.0)
         return {**{f"g_{k}": v for k, v in terms.items()}, "g_loss": torch.as_tensor(total, device=fake.device)}
+
+    def _adversarial(self, d_real: torch.Tensor, d_fake: torch.Tensor) -> torch.Tensor:
+        """The adversarial divergence over this rank's batch, or (`adversarial_batch: global`) over the batches of
+        all ranks (sarexp.strategies.gather: DDP then trains as one process on all samples)."""
+        if self.adversarial_batch == "local" or self._trainer is None or self.trainer.world_size == 1:
+            return self.adversarial(d_real, d_fake)
+        return self.adversarial(all_gather_with_gradient(d_real.float()), all_gather_with_gradient(d_fake.float()))
 
     def _step(self, optimizer: Any) -> None:
         optimizer.step()

@@ -67,7 +67,9 @@ def test_windows_reach_outside_the_raster_and_masks_count(tmp_path):
     bands[:, 0, :] = -9999.0
     path = gdal_tiff(tmp_path / "nodata.tif", bands, nodata=-9999.0, compress="deflate")
     with rasterio.open(path) as dataset:
-        values, valid = read_window(dataset, rasterio.windows.Window(-2, -1, 6, 5), [1, 2], path)
+        window = read_window(dataset, rasterio.windows.Window(-2, -1, 6, 5), [1, 2], path)
+    values, valid = window.values, window.valid
+    assert window.nonfinite == 1
     assert values.shape == (2, 5, 6) and valid.shape == (5, 6)
     assert not valid[:, :2].any() and not valid[0].any() and not valid[1].any()  # outside, nodata row 0
     assert not valid[3, 5] and valid[2, 2] and values[1, 2, 2] == bands[1, 1, 0]  # NaN at (2, 3) is invalid

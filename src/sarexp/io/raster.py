@@ -95,11 +95,19 @@ def raster_info(path: str | os.PathLike[str]) -> RasterInfo:
         return info_of(dataset, path)
 
 
-def read_window(dataset: Any, window: Window, bands: list[int], path: str | os.PathLike[str] = "") -> tuple[
-        np.ndarray, np.ndarray]:
-    """Bands (1-based) of a window that may reach outside the raster: (values (C, h, w) in the stored dtype,
-    valid (h, w) bool). Outside the raster, GDAL's masks (nodata, alpha, internal masks) and non-finite
-    values count as invalid; invalid values are 0."""
+@dataclass(frozen=True)
+class WindowData:
+    """A window's bands (C, h, w, stored dtype; 0 where invalid), which pixels are valid (h, w), and how many
+    pixels held NaN or ±Inf (invalid too: reported, since GDAL's nodata does not cover them)."""
+
+    values: np.ndarray
+    valid: np.ndarray
+    nonfinite: int
+
+
+def read_window(dataset: Any, window: Window, bands: list[int], path: str | os.PathLike[str] = "") -> WindowData:
+    """Bands (1-based) of a window that may reach outside the raster. Outside the raster, GDAL's masks (nodata,
+    alpha, internal masks) and non-finite values count as invalid."""
     row, col = int(window.row_off), int(window.col_off)
     height, width = int(window.height), int(window.width)
     values = np.zeros((len(bands), height, width), dtype=dataset.dtypes[bands[0] - 1])
@@ -107,7 +115,7 @@ def read_window(dataset: Any, window: Window, bands: list[int], path: str | os.P
     top, left = max(row, 0), max(col, 0)
     bottom, right = min(row + height, dataset.height), min(col + width, dataset.width)
     if bottom <= top or right <= left:
-        return values, valid
+        return WindowData(values, valid, 0)
     inside = Window(left, top, right - left, bottom - top)
     target = (slice(None), slice(top - row, bottom - row), slice(left - col, right - col))
     try:
@@ -117,11 +125,14 @@ def read_window(dataset: Any, window: Window, bands: list[int], path: str | os.P
         raise DataError(f"{path}: cannot read rows {top}:{bottom}, columns {left}:{right} (truncated or "
                         f"corrupt? {gdal_reason(error)}); replace the file") from None
     inner = (masks > 0).all(axis=0)
+    nonfinite = 0
     if np.issubdtype(values.dtype, np.floating):
-        inner &= np.isfinite(values[target]).all(axis=0)
+        finite = np.isfinite(values[target]).all(axis=0)
+        nonfinite = int(np.count_nonzero(inner & ~finite))
+        inner &= finite
     valid[target[1:]] = inner
     values[:, ~valid] = 0
-    return values, valid
+    return WindowData(values, valid, nonfinite)
 
 
 def read_raster(path: str | os.PathLike[str]) -> np.ndarray:

@@ -10,23 +10,14 @@ import numpy as np
 import pytest
 import rasterio
 import torch
-from hydra.utils import instantiate
+from scene_helpers import compose_experiment, engine_factory, write_scene
 
 from sarexp.errors import DataError
 from sarexp.io.raster import north_up
 from sarexp.tasks.builders import build_datamodule, build_system
 
-TINY = ["experiment=hsi_mstpp", "model.stage=1", "scene.progress=false", "scene.predictor.tile=32",
-        "scene.predictor.overlap=8", "scene.predictor.batch_size=8"]
-UTM = north_up(500000.0, 4650000.0, 10.0)
-
-
-def write_scene(path: Path, bands: np.ndarray, crs: str | None = "EPSG:32632", transform=UTM, **creation) -> Path:
-    profile = {"driver": "GTiff", "height": bands.shape[1], "width": bands.shape[2], "count": bands.shape[0],
-               "dtype": bands.dtype.name, "crs": crs, "transform": transform, **creation}
-    with rasterio.open(path, "w", **profile) as dataset:
-        dataset.write(bands)
-    return path
+TINY = ["experiment=hsi_mstpp", "model.stage=1", "scene.predictor.tile=32", "scene.predictor.overlap=8",
+        "scene.predictor.batch_size=8"]
 
 
 def rgb(height: int, width: int, seed: int = 0) -> np.ndarray:
@@ -38,33 +29,11 @@ def rgb(height: int, width: int, seed: int = 0) -> np.ndarray:
 
 @pytest.fixture(scope="module")
 def hsi(tmp_path_factory):
-    """The hsi_mstpp system and data module (tiny MST++) and a factory of engines writing into a folder."""
-    from sarexp.config.schema import register_schema
-    from hydra import compose, initialize_config_dir
-    from hydra.core.global_hydra import GlobalHydra
-    from hydra.core.hydra_config import HydraConfig
-    from omegaconf import OmegaConf, open_dict
-
-    from sarexp.config.locate import config_dir
-
+    """The hsi_mstpp system and data module (tiny MST++) and a factory of its configured engines."""
     root = tmp_path_factory.mktemp("hsi_scenes")
-    register_schema()
-    GlobalHydra.instance().clear()
-    with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
-        cfg = compose("config", overrides=[f"paths.root_dir={root}", f"paths.run_dir={root / 'run'}", *TINY],
-                      return_hydra_config=True)
-    HydraConfig.instance().set_config(cfg)
-    with open_dict(cfg):
-        del cfg["hydra"]
-    GlobalHydra.instance().clear()
+    cfg = compose_experiment(root, TINY)
     torch.manual_seed(0)
-    system, datamodule = build_system(cfg).eval(), build_datamodule(cfg)
-
-    def engine(output_dir: Path, predictor: dict | None = None, **settings):
-        node = OmegaConf.merge(cfg.scene, {"output_dir": str(output_dir), **settings, "predictor": predictor or {}})
-        return instantiate(node, _convert_="object")
-
-    return system, datamodule, engine, root
+    return build_system(cfg).eval(), build_datamodule(cfg), engine_factory(cfg), root
 
 
 def test_outputs_keep_the_grid_nodata_and_small_scenes(hsi, tmp_path, caplog):

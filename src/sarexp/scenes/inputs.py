@@ -11,12 +11,12 @@ Sentinel-1 units (``units``)
 Models trained on backscatter in dB get dB, whatever the file stores:
 
 - ``db``: σ⁰ in dB, taken as is.
-- ``linear``: σ⁰ in linear power (SNAP's calibrated ``Sigma0_*``): dB = 10·log10(max(σ⁰, ``floor``)).
+- ``linear``: σ⁰ in linear power (SNAP's calibrated ``Sigma0_*``): dB = 10·log10(σ⁰), non-positive σ⁰ → ``floor``.
 - ``amplitude``: GRD digital numbers (the measurement TIFFs of a SAFE product): σ⁰ = DN² / A², with A the
   calibration constant ``calibration`` (Sentinel-1's sigmaNought calibration vector varies slowly across range;
   one value is an approximation: calibrate with SNAP for exact values), then dB as for ``linear``.
 
-``floor`` (1e-6, −60 dB: SEN12-FLOOD's value for zeros) keeps log10 finite for zero or negative values.
+``floor`` (1e-6, −60 dB: SEN12-FLOOD's value for no-data zeros) keeps log10 finite for zero or negative values.
 """
 
 import re
@@ -45,7 +45,7 @@ def to_db(values: np.ndarray, units: str, calibration: float = 1.0, floor: float
     if units == "db":
         return values
     power = values if units == "linear" else (values / np.float32(calibration)) ** 2
-    return (10.0 * np.log10(np.maximum(power, np.float32(floor)))).astype(np.float32)
+    return (10.0 * np.log10(np.where(power > 0, power, np.float32(floor)))).astype(np.float32)
 
 
 def resolve_bands(info: RasterInfo, wanted: Sequence[str | int]) -> list[int]:

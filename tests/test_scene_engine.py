@@ -114,8 +114,8 @@ def test_bad_scenes_are_one_line(hsi, tmp_path, caplog):
     with pytest.raises(DataError, match="grey.tif: 1 band.*needs the red, green and blue bands") as error:
         engine(tmp_path / "out").run(system, datamodule, [tmp_path / "grey.tif"], None)
     assert "\n" not in str(error.value)
-    named = write_scene(tmp_path / "named.tif", rgb(20, 24))
-    with pytest.raises(DataError, match=r"no band described as 'red' among \['band 1 \(no description\)'"):
+    named = write_scene(tmp_path / "named.tif", rgb(20, 24), descriptions=["B04", "B03", "B02"])
+    with pytest.raises(DataError, match=r"no band described as 'red' among \['B04', 'B03', 'B02'\]"):
         engine(tmp_path / "out", predictor={"bands": ["red", "green", "blue"]}).run(system, datamodule, [named], None)
     floats = rgb(20, 24).astype(np.float32)
     floats[:, 3, 4] = np.nan

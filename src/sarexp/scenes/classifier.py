@@ -90,7 +90,8 @@ class WindowClassifier(ScenePredictor):
     def tile_count(self, block: tuple[int, int, int, int]) -> int:
         return block[2] * block[3]
 
-    def predict_block(self, values: np.ndarray, valid: np.ndarray, advance: Advance) -> np.ndarray:
+    def predict_block(self, values: np.ndarray, valid: np.ndarray, advance: Advance,
+                      origin: tuple[int, int] = (0, 0)) -> np.ndarray:
         db = to_db(values, self.units, self.calibration, self.floor)
         windows = sliding_window_view(db, (self.window, self.window), axis=(1, 2))[:, ::self.scale, ::self.scale]
         masks = sliding_window_view(valid, (self.window, self.window))[::self.scale, ::self.scale]

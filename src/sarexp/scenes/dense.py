@@ -56,7 +56,8 @@ class DenseTiles(ScenePredictor):
         _, _, height, width = self.input_window(block)
         return len(grid_windows(self._padded((height, width)), self.tile, self.overlap))
 
-    def predict_block(self, values: np.ndarray, valid: np.ndarray, advance: Advance) -> np.ndarray:
+    def predict_block(self, values: np.ndarray, valid: np.ndarray, advance: Advance,
+                      origin: tuple[int, int] = (0, 0)) -> np.ndarray:
         height, width = valid.shape
         inputs = fill_invalid(self.model_input(values), valid)
         padded = self._padded((height, width))

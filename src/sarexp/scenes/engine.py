@@ -131,7 +131,7 @@ class SceneEngine:
                 store.save(index, None)
                 progress.advance(counts[index])
                 continue
-            store.save(index, predictor.predict_block(window.values, window.valid, progress.advance))
+            store.save(index, predictor.predict_block(window.values, window.valid, progress.advance, (top, left)))
         if nonfinite:
             log.warning("%s: %d pixel(s) hold NaN or infinite values; predicted as nodata", path, nonfinite)
 

@@ -4,7 +4,8 @@ Bands
 -----
 ``bands`` names the bands a model needs, in its channel order: a band's description as the writer set it
 (matched case-insensitively as a whole word, so ``VH`` finds SNAP's ``Sigma0_VH`` and GDAL's ``VH``), or its
-1-based index (``[2, 1]`` when a file has no descriptions).
+1-based index (``[2, 1]`` when a file has no descriptions). A file without descriptions that has exactly as
+many bands as the model needs is read in order (a warning says so).
 
 Sentinel-1 units (``units``)
 ---------------------------
@@ -19,6 +20,7 @@ Models trained on backscatter in dB get dB, whatever the file stores:
 ``floor`` (1e-6, −60 dB: SEN12-FLOOD's value for no-data zeros) keeps log10 finite for zero or negative values.
 """
 
+import logging
 import re
 from collections.abc import Sequence
 from pathlib import Path
@@ -28,6 +30,7 @@ import numpy as np
 from sarexp.errors import ConfigError, DataError
 from sarexp.io.raster import RasterInfo
 
+log = logging.getLogger(__name__)
 UNITS = ("db", "linear", "amplitude")
 SCENE_SUFFIXES = (".tif", ".tiff", ".vrt", ".jp2", ".img", ".png", ".jpg", ".jpeg")
 
@@ -49,10 +52,14 @@ def to_db(values: np.ndarray, units: str, calibration: float = 1.0, floor: float
 
 
 def resolve_bands(info: RasterInfo, wanted: Sequence[str | int]) -> list[int]:
-    """1-based indices of the ``wanted`` bands (descriptions or indices); DataError naming the file and what it has."""
+    """1-based indices of the ``wanted`` bands (descriptions or indices); DataError naming the file and what it has.
+    A file without band descriptions that has exactly as many bands as wanted gives them in order (logged)."""
+    if info.count == len(wanted) and not any(info.descriptions) and not all(_is_index(b) for b in wanted):
+        log.warning("%s: no band descriptions; taking its %d band(s) as %s", info.path, info.count, list(wanted))
+        return list(range(1, info.count + 1))
     indices = []
     for band in wanted:
-        if isinstance(band, int) or str(band).isdigit():
+        if _is_index(band):
             index = int(band)
             if not 1 <= index <= info.count:
                 raise DataError(f"{info.path}: has {info.count} band(s), no band {index}; set scene.predictor.bands "
@@ -70,6 +77,10 @@ def resolve_bands(info: RasterInfo, wanted: Sequence[str | int]) -> list[int]:
                             f"{list(range(1, len(wanted) + 1))}")
         indices.append(found[0])
     return indices
+
+
+def _is_index(band: str | int) -> bool:
+    return isinstance(band, int) or str(band).isdigit()
 
 
 def scene_files(inputs: Sequence[str | Path]) -> list[Path]:

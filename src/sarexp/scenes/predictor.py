@@ -73,9 +73,11 @@ class ScenePredictor(ABC):
         """Model tiles (or windows) a block takes: the progress bar's unit."""
 
     @abstractmethod
-    def predict_block(self, values: np.ndarray, valid: np.ndarray, advance: Advance) -> np.ndarray:
+    def predict_block(self, values: np.ndarray, valid: np.ndarray, advance: Advance,
+                      origin: tuple[int, int] = (0, 0)) -> np.ndarray:
         """float32 (bands, h, w) of the block whose input window is ``values`` (C, H, W, stored dtype) with
-        ``valid`` (H, W); NaN where nothing is predicted."""
+        ``valid`` (H, W), its upper-left pixel at ``origin`` (row, column) of the scene; NaN where nothing is
+        predicted."""
 
     @abstractmethod
     def outputs(self) -> list[SceneOutput]:

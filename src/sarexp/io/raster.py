@@ -31,7 +31,7 @@ from rasterio.windows import Window
 from sarexp.errors import DataError, first_line
 
 TIFF_SUFFIXES = (".tif", ".tiff")
-GDAL_ENV = {"GDAL_CACHEMAX": 256, "GDAL_NUM_THREADS": 1}  # MB of block cache: bounded memory per process
+GDAL_ENV = {"GDAL_CACHEMAX": 64, "GDAL_NUM_THREADS": 1}  # MB of block cache: bounded memory per process
 
 
 def gdal_reason(error: BaseException) -> str:

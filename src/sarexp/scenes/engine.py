@@ -14,6 +14,7 @@ predict each block, blend, and write outputs on the scene's own grid as Cloud-Op
 import json
 import logging
 import math
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -119,8 +120,9 @@ class SceneEngine:
     def _predict_blocks(self, dataset: Any, predictor: ScenePredictor, blocks: list[tuple[int, int, int, int]],
                         bands: list[int], store: BlockStore, progress: SceneProgress, path: Path) -> None:
         counts = [predictor.tile_count(block) for block in blocks]
-        progress.scene(path.name, sum(counts), sum(c for i, c in enumerate(counts) if store.done(i)))
-        nonfinite = 0
+        pending = [index for index in range(len(blocks)) if not store.done(index)]
+        progress.scene(path.name, sum(counts), sum(counts) - sum(counts[index] for index in pending))
+        started, nonfinite = time.perf_counter(), 0
         for index, block in enumerate(blocks):
             if store.done(index):
                 continue
@@ -134,6 +136,9 @@ class SceneEngine:
             store.save(index, predictor.predict_block(window.values, window.valid, progress.advance, (top, left)))
         if nonfinite:
             log.warning("%s: %d pixel(s) hold NaN or infinite values; predicted as nodata", path, nonfinite)
+        seconds, tiles = time.perf_counter() - started, sum(counts[index] for index in pending)
+        log.info("%s: %d tiles in %d block(s), %.1f s, %.2f tiles/s", path, tiles, len(pending), seconds,
+                 tiles / max(seconds, 1e-9))
 
     def _quicklook(self, predictor: ScenePredictor, targets: dict[str, Path], stem: str, loggers: Any) -> list[Path]:
         image = predictor.quicklook(targets, self.quicklook_max_pixels)

@@ -21,9 +21,9 @@ from sarexp.tasks.checkpoints import loading, required_checkpoint
 
 
 def predict(cfg: DictConfig) -> None:
-    if cfg.get("scene") is not None:  # whole scenes through the shared engine (GeoTIFF / COG outputs)
-        from sarexp.tasks.predict_scenes import predict_scenes
+    from sarexp.tasks.predict_scenes import predict_scenes, wants_scenes
 
+    if wants_scenes(cfg):  # whole scenes through the shared engine (GeoTIFF / COG outputs)
         return predict_scenes(cfg)
     checkpoint = required_checkpoint(cfg.ckpt_path, "predict")
     directory = run_dir(cfg)

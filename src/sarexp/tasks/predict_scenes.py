@@ -9,16 +9,33 @@ The model, data and system settings come from the run that wrote ``ckpt_path`` (
 
 from types import SimpleNamespace
 
+from pathlib import Path
+
 from hydra.utils import instantiate
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf, open_dict
 
 from sarexp.io.checkpoint_io import load_weights_file
 from sarexp.rundir import record_run_info
 from sarexp.tasks.builders import build_datamodule, build_loggers, build_system, run_dir, seed_everything
 from sarexp.tasks.checkpoints import loading
-from sarexp.tasks.source_config import run_checkpoint
+from sarexp.tasks.source_config import run_checkpoint, training_run_config
 
 ENCODER_KEYS = ("clip_checkpoint", "vae_checkpoint")  # top-level keys colorization's system group interpolates
+
+
+def wants_scenes(cfg: DictConfig) -> bool:
+    """Whether the experiment predicts scenes: a ``scene`` config composed, or, for a bare ``task=predict
+    ckpt_path=…``, one in the config of the run that wrote the checkpoint (then taken into cfg)."""
+    if cfg.get("scene") is not None:
+        return True
+    checkpoint = cfg.get("ckpt_path")
+    config = training_run_config(Path(checkpoint)) if checkpoint and Path(checkpoint).is_file() else None
+    scene = OmegaConf.load(config).get("scene") if config is not None else None
+    if scene is None:
+        return False
+    with open_dict(cfg):
+        cfg.scene = scene
+    return True
 
 
 def predict_scenes(cfg: DictConfig) -> None:

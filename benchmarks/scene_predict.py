@@ -92,6 +92,7 @@ def write_scene(path: Path, kind: str, size: int, seed: int = 0) -> Path:
     """A size² scene written in 1024-row strips: 'sar' VH/VV dB (float32), 'rgb' 8-bit."""
     if path.is_file():
         return path
+    path.parent.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)
     count, dtype = (2, "float32") if kind == "sar" else (3, "uint8")
     profile = {"driver": "GTiff", "height": size, "width": size, "count": count, "dtype": dtype, "crs": "EPSG:32632",
@@ -149,7 +150,8 @@ def main() -> None:
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     if not args.seams_only:
-        print("| system | scene | tiles | tiles/s | prediction s | wall s | peak RSS MiB |\n|---|---|---|---|---|---|---|")
+        print("| system | scene | tiles | tiles/s | prediction s | wall s | peak RSS MiB |")
+        print("|---|---|---|---|---|---|---|")
         for system in args.systems:
             checkpoint = train(system, args.out)
             rss = []
@@ -160,7 +162,8 @@ def main() -> None:
                 rss.append(result["rss"])
                 print(f"| {system} | {size}² | {result['tiles']:.0f} | {result['tiles_per_s']:.2f} | "
                       f"{result['tile_seconds']:.0f} | {result['seconds']:.0f} | {result['rss']:.0f} |", flush=True)
-            print(f"|   | RSS ratio {args.sizes[-1]}² / {args.sizes[0]}² = {rss[-1] / rss[0]:.2f} | | | | | |", flush=True)
+            ratio = rss[-1] / rss[0]
+            print(f"|   | RSS ratio {args.sizes[-1]}² / {args.sizes[0]}² = {ratio:.2f} | | | | | |", flush=True)
     if "colorization" in args.systems:
         checkpoint = train("colorization", args.out)
         scene = write_scene(args.out / "scenes" / f"sar_{args.seam_size}.tif", "sar", args.seam_size, seed=1)

@@ -14,6 +14,7 @@ from scene_helpers import compose_experiment, engine_factory, write_scene
 
 from sarexp.errors import DataError
 from sarexp.io.raster import north_up
+from sarexp.scenes.dense import DenseTiles
 from sarexp.tasks.builders import build_datamodule, build_system
 
 TINY = ["experiment=hsi_mstpp", "model.stage=1", "scene.predictor.tile=32", "scene.predictor.overlap=8",
@@ -80,31 +81,27 @@ def test_a_killed_prediction_resumes_to_the_identical_file(hsi, tmp_path, monkey
     write_scene(tmp_path / "scene.tif", rgb(64, 80, 4), compress="deflate", tiled=True, blockxsize=16, blockysize=16)
     engine(tmp_path / "whole", block_size=24, block_overlap=4).run(system, datamodule, [tmp_path / "scene.tif"], None)
 
-    from sarexp.scenes.dense import DenseTiles
+    predicted, original = [], DenseTiles.predict_block
 
-    calls = {"blocks": 0}
-    original = DenseTiles.predict_block
-
-    def dies_after_three(self, *args, **kwargs):
-        calls["blocks"] += 1
-        if calls["blocks"] > 3:
-            raise KeyboardInterrupt  # the process is killed while predicting the fourth block
+    def dies_at_the_fourth_block(self, *args, **kwargs):
+        predicted.append(1)
+        if len(predicted) > 3:
+            raise KeyboardInterrupt  # the process is stopped while predicting the fourth block
         return original(self, *args, **kwargs)
 
-    monkeypatch.setattr(DenseTiles, "predict_block", dies_after_three)
+    monkeypatch.setattr(DenseTiles, "predict_block", dies_at_the_fourth_block)
+    resumed = engine(tmp_path / "resumed", block_size=24, block_overlap=4).run
     with pytest.raises(KeyboardInterrupt):
-        engine(tmp_path / "resumed", block_size=24, block_overlap=4).run(system, datamodule, [tmp_path / "scene.tif"], None)
+        resumed(system, datamodule, [tmp_path / "scene.tif"], None)
     partial = tmp_path / "resumed" / ".scene.partial"
     assert len(list(partial.glob("block_*.npy"))) == 3 and not (tmp_path / "resumed" / "scene.tif").exists()
     (partial / ".block_000003.npy.x.tmp").write_bytes(b"half a block")  # a write the kill cut short
-    monkeypatch.setattr(DenseTiles, "predict_block", original)
-    calls["blocks"] = 0
     counted = []
     monkeypatch.setattr(DenseTiles, "predict_block", lambda self, *a, **k: counted.append(1) or original(self, *a, **k))
-    engine(tmp_path / "resumed", block_size=24, block_overlap=4).run(system, datamodule, [tmp_path / "scene.tif"], None)
+    resumed(system, datamodule, [tmp_path / "scene.tif"], None)
     assert len(counted) == 12 - 3  # 4 × 3 blocks, the 3 finished ones not predicted again
     assert (tmp_path / "resumed" / "scene.tif").read_bytes() == (tmp_path / "whole" / "scene.tif").read_bytes()
-    engine(tmp_path / "resumed", block_size=24, block_overlap=4).run(system, datamodule, [tmp_path / "scene.tif"], None)
+    resumed(system, datamodule, [tmp_path / "scene.tif"], None)
     assert len(counted) == 9  # a finished scene is skipped
 
 

@@ -166,7 +166,8 @@ def read_tiff_bands(path: str | os.PathLike[str]) -> np.ndarray:
     if array.ndim == 3:
         bands_last = array.shape[-1] < array.shape[0] if shaped else axes.endswith("S")  # S: pixel-interleaved
         return np.moveaxis(array, -1, 0) if bands_last else array
-    raise DataError(f"{path}: a {array.ndim}-D TIFF (axes {axes}, shape {array.shape}); expected bands × rows × columns")
+    raise DataError(f"{path}: a {array.ndim}-D TIFF (axes {axes}, shape {array.shape}); expected bands × rows × "
+                    "columns")
 
 
 def _tifffile_layout(path: Path) -> tuple[list[tuple[int, str]], tuple[int, ...], str, bool] | None:

@@ -126,8 +126,9 @@ class WindowClassifier(ScenePredictor):
                 best = np.argmax(np.nan_to_num(values, nan=-1.0), axis=0)
                 return np.where(valid, best, NO_LABEL).astype(np.uint8)[None], valid
 
+            names = {f"CLASS_{index}": name for index, name in enumerate(self.class_names)}
             spec = RasterSpec(1, "uint8", NO_LABEL, ("most probable class",), label_colormap(self.channels),
-                              resampling="nearest", tags={f"CLASS_{i}": name for i, name in enumerate(self.class_names)})
+                              resampling="nearest", tags=names)
             outputs.append(SceneOutput("_labels", spec, labels))
         return outputs
 

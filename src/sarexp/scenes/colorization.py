@@ -55,10 +55,9 @@ def position_noise(seed: int, channels: int, window: Window) -> torch.Tensor:
             key = zlib.crc32(f"{seed}:{row}:{col}".encode())
             chunk = torch.randn(channels, NOISE_CHUNK, NOISE_CHUNK, generator=torch.Generator().manual_seed(key))
             r0, c0 = max(top, row * NOISE_CHUNK), max(left, col * NOISE_CHUNK)
-            r1 = min(top + height, (row + 1) * NOISE_CHUNK)
-            c1 = min(left + width, (col + 1) * NOISE_CHUNK)
-            noise[0, :, r0 - top:r1 - top, c0 - left:c1 - left] = chunk[:, r0 - row * NOISE_CHUNK:r1 - row * NOISE_CHUNK,
-                                                                        c0 - col * NOISE_CHUNK:c1 - col * NOISE_CHUNK]
+            r1, c1 = min(top + height, (row + 1) * NOISE_CHUNK), min(left + width, (col + 1) * NOISE_CHUNK)
+            inside = chunk[:, r0 - row * NOISE_CHUNK:r1 - row * NOISE_CHUNK, c0 - col * NOISE_CHUNK:c1 - col * NOISE_CHUNK]
+            noise[0, :, r0 - top:r1 - top, c0 - left:c1 - left] = inside
     return noise
 
 

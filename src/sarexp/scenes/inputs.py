@@ -12,7 +12,8 @@ Sentinel-1 units (``units``)
 Models trained on backscatter in dB get dB, whatever the file stores:
 
 - ``db``: σ⁰ in dB, taken as is.
-- ``linear``: σ⁰ in linear power (SNAP's calibrated ``Sigma0_*``): dB = 10·log10(σ⁰), non-positive σ⁰ → ``floor``.
+- ``linear``: σ⁰ in linear power (SNAP's calibrated ``Sigma0_*``): dB = 10·log10(σ⁰), non-positive σ⁰ replaced
+  by ``floor``.
 - ``amplitude``: GRD digital numbers (the measurement TIFFs of a SAFE product): σ⁰ = DN² / A², with A the
   calibration constant ``calibration`` (Sentinel-1's sigmaNought calibration vector varies slowly across range;
   one value is an approximation: calibrate with SNAP for exact values), then dB as for ``linear``.

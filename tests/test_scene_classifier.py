@@ -2,11 +2,15 @@
 their tiny default models: class-probability GeoTIFFs on a grid `stride` times coarser than the scene, a label
 map with a colour table, the flood-probability map of SEN12-FLOOD, and the input conventions."""
 
+from types import SimpleNamespace
+
 import numpy as np
 import pytest
 import rasterio
 import torch
+from lightning.pytorch.loggers import TensorBoardLogger
 from rasterio.transform import Affine
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from scene_helpers import compose_experiment, engine_factory, write_scene
 
 from sarexp.data.bigearthnet_labels import BEN19_CLASSES
@@ -37,7 +41,9 @@ def test_bigearthnet_probabilities_and_label_map_on_the_scene_grid(tmp_path):
     sigma0[:, :, :30] = 0.0  # nodata border
     path = write_scene(tmp_path / "S1_GRD.tif", sigma0, descriptions=["Sigma0_VH", "Sigma0_VV"], nodata=0.0,
                        compress="deflate", tiled=True, blockxsize=32, blockysize=32)
-    engine(tmp_path / "out", block_size=3).run(system, datamodule, [path], None)
+    tensorboard = TensorBoardLogger(str(tmp_path / "tensorboard"), name="", version="")
+    engine(tmp_path / "out", block_size=3).run(system, datamodule, [path], None,
+                                               SimpleNamespace(loggers=[tensorboard], global_step=0))
     with rasterio.open(tmp_path / "out" / "S1_GRD.tif") as out, rasterio.open(path) as scene:
         assert out.crs == scene.crs and out.transform == scene.transform @ Affine.scale(20) and out.shape == (5, 6)
         assert out.descriptions == BEN19_CLASSES
@@ -54,6 +60,9 @@ def test_bigearthnet_probabilities_and_label_map_on_the_scene_grid(tmp_path):
     assert np.isnan(probabilities[:, :, 0]).all() and np.isfinite(probabilities[:, :, 2:]).all()
     assert (label_map[:, 0] == 255).all() and label_map[2, 3] == np.argmax(expected)
     assert (tmp_path / "out" / "S1_GRD.png").is_file()
+    events = EventAccumulator(str(tmp_path / "tensorboard"), size_guidance={"images": 0})
+    events.Reload()
+    assert events.Tags()["images"] == ["predictions/quicklook/S1_GRD"]  # the quicklook reached the logger
 
 
 def test_sen12flood_pairs_give_a_flood_probability_map(tmp_path):

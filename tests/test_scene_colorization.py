@@ -12,7 +12,7 @@ import torch
 from ldm_helpers import tiny_encoders
 from scene_helpers import compose_experiment, engine_factory, write_scene
 
-from sarexp.data.tiling import grid_windows
+from sarexp.data.tiling import grid_windows, window_weights
 from sarexp.diffusion.multidiffusion import multidiffusion_model_fn
 from sarexp.io.raster import RasterInfo, north_up
 from sarexp.scenes.colorization import position_noise
@@ -23,7 +23,7 @@ from sarexp.tasks.builders import build_datamodule, build_system
 TINY = ["experiment=colorization_ldm", "clip_checkpoint=tiny", "vae_checkpoint=tiny", "data.image_size=32",
         "model.block_out_channels=[16,32]", "model.cross_attention_dim=16", "model.attention_head_dim=2",
         "model.norm_num_groups=8", "scene.predictor.num_inference_steps=4", "scene.predictor.strength=0.5",
-        "scene.predictor.batch_size=16"]
+        "scene.predictor.batch_size=16", "scene.predictor.vae_tile=32"]
 
 
 @pytest.fixture(scope="module")
@@ -44,17 +44,21 @@ def sar_db(height: int, width: int, seed: int = 0) -> np.ndarray:
         np.float32)
 
 
-def test_multidiffusion_averages_the_windows_predictions():
+@pytest.mark.parametrize("weights", ["uniform", "linear"])
+def test_multidiffusion_averages_the_windows_predictions(weights):
     def window_fn(x, t, windows):  # depends on the window: no canvas-wide function gives this
         return torch.stack([x[i] * (1 + top) + left + t[i] for i, (top, left, _, _) in enumerate(windows)])
 
     x, t = torch.randn(1, 2, 9, 11), torch.tensor([3])
-    total, count = torch.zeros_like(x), torch.zeros(1, 1, 9, 11)
-    for top, left, h, w in grid_windows((9, 11), 4, 2):
-        total[..., top:top + h, left:left + w] += x[..., top:top + h, left:left + w] * (1 + top) + left + 3
-        count[..., top:top + h, left:left + w] += 1
+    total, norm = torch.zeros_like(x), torch.zeros(1, 1, 9, 11)
+    for window in grid_windows((9, 11), 4, 2):
+        top, left, h, w = window
+        weight = torch.from_numpy(window_weights(window, (9, 11), 2, 1e-3, "linear")) if weights == "linear" else 1.0
+        total[..., top:top + h, left:left + w] += weight * (x[..., top:top + h, left:left + w] * (1 + top) + left + 3)
+        norm[..., top:top + h, left:left + w] += weight
     calls = []
-    torch.testing.assert_close(multidiffusion_model_fn(window_fn, (9, 11), 4, 2, 3, calls.append)(x, t), total / count)
+    model_fn = multidiffusion_model_fn(window_fn, (9, 11), 4, 2, 3, calls.append, weights)
+    torch.testing.assert_close(model_fn(x, t), total / norm)
     assert sum(calls) == len(grid_windows((9, 11), 4, 2)) and max(calls) == 3
 
 

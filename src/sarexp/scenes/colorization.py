@@ -71,8 +71,8 @@ class ColorizationScenes(ScenePredictor):
                  use_ema: bool = True, seed: int = 0, region: str = "tropical", season: str = "summer",
                  from_metadata: bool = False, bands: Sequence[str | int] = ("VV",), units: str = "db",
                  calibration: float = 1.0, floor: float = 1e-6, db_range: Sequence[float] = (-25.0, 0.0),
-                 quantize: bool = True, window_overlap: int | None = None, joint: bool = True,
-                 batch_size: int = 8, vae_tile: int | None = None) -> None:
+                 quantize: bool = True, window_overlap: int | None = None, window_weights: str = "uniform",
+                 joint: bool = True, batch_size: int = 8, vae_tile: int | None = None) -> None:
         check_units(units, calibration, floor)
         self.window = int(datamodule.image_size) // 8
         self.window_overlap = self.window // 2 if window_overlap is None else int(window_overlap)
@@ -90,7 +90,9 @@ class ColorizationScenes(ScenePredictor):
         self.region, self.season, self.from_metadata = region, season, from_metadata
         self.wanted, self.units, self.calibration, self.floor = list(bands), units, calibration, floor
         self.db_range, self.quantize = (float(db_range[0]), float(db_range[1])), quantize
-        self.joint, self.batch_size = joint, batch_size
+        if window_weights not in ("uniform", "linear"):
+            raise ConfigError(f"scene.predictor.window_weights must be uniform or linear, got {window_weights!r}")
+        self.joint, self.batch_size, self.window_weights = joint, batch_size, window_weights
         vae = system.encoders.vae
         factor = 2 ** (len(vae.config.block_out_channels) - 1)
         vae.enable_tiling()  # diffusers' own tiled encode / decode for canvases above its tile size
@@ -112,7 +114,7 @@ class ColorizationScenes(ScenePredictor):
 
     def settings(self) -> dict[str, Any]:
         names = ("prompt", "strength", "guidance_scale", "use_ema", "seed", "wanted", "units", "calibration", "floor",
-                 "db_range", "quantize", "window", "window_overlap", "joint", "vae_tile")
+                 "db_range", "quantize", "window", "window_overlap", "window_weights", "joint", "vae_tile")
         sampler = {key: value for key, value in sorted(vars(self.sampler).items()) if key != "last_nfe"}
         return {**{name: getattr(self, name) for name in names}, "sampler": [type(self.sampler).__name__, sampler]}
 
@@ -160,7 +162,7 @@ class ColorizationScenes(ScenePredictor):
                 return guided(x, t, crops)
 
             model_fn = multidiffusion_model_fn(window_fn, tuple(condition.shape[-2:]), self.window,
-                                               self.window_overlap, self.batch_size, advance)
+                                               self.window_overlap, self.batch_size, advance, self.window_weights)
             image = encoders.decode(img2img(self.sampler, self.system.diffusion, model_fn, condition, self.strength,
                                             noise.to(condition)))
         else:

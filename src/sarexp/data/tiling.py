@@ -65,6 +65,23 @@ def grid_windows(shape: tuple[int, int], length: int, overlap: int) -> list[tupl
     return [(top, left, height, width) for top in rows for left in cols]
 
 
+def block_windows(shape: tuple[int, int], length: int, overlap: int) -> list[tuple[int, int, int, int]]:
+    """(top, left, height, width) of blocks of up to `length` covering a 2-D `shape`, neighbours sharing exactly
+    `overlap` (row-major). Unlike :func:`grid_windows` the last block along an axis is cut at the end instead of
+    moved back to end there, so no work is repeated: for blocks that are predicted and stored, not network tiles."""
+    if length < 1 or not 0 <= overlap < length:
+        raise ValueError(f"need length >= 1 and 0 <= overlap < length, got length={length}, overlap={overlap}")
+
+    def starts(size: int) -> list[int]:
+        found = [0]
+        while found[-1] + length < size:
+            found.append(found[-1] + length - overlap)
+        return found
+
+    return [(top, left, min(length, shape[0] - top), min(length, shape[1] - left))
+            for top in starts(shape[0]) for left in starts(shape[1])]
+
+
 def window_weights(window: tuple[int, int, int, int], shape: tuple[int, int], margin: int, edge_weight: float,
                    profile: str = "step") -> np.ndarray:
     """(height, width) blending weights of a 2-D window: the outer product of the 1-D weights of its rows and

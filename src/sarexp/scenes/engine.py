@@ -24,7 +24,7 @@ import torch
 from rasterio.transform import Affine
 from rasterio.windows import Window
 
-from sarexp.data.tiling import grid_windows
+from sarexp.data.tiling import block_windows
 from sarexp.errors import ConfigError
 from sarexp.io.atomic import write_file_atomically
 from sarexp.io.raster import RasterInfo, info_of, open_raster, read_window
@@ -83,7 +83,7 @@ class SceneEngine:
                 log.warning("%s: no CRS; the outputs copy its pixel grid without georeferencing", path)
             bands = predictor.bind(info)
             shape = (math.ceil(info.height / predictor.scale), math.ceil(info.width / predictor.scale))
-            blocks = grid_windows(shape, self.block_size, self.block_overlap)
+            blocks = block_windows(shape, self.block_size, self.block_overlap)
             manifest = {"input": file_identity(path), "checkpoint": file_identity(checkpoint) if checkpoint else None,
                         "predictor": type(predictor).__name__, "settings": predictor.settings(), "bands": bands,
                         "blocks": [self.block_size, self.block_overlap], "write_size": self.write_size,

@@ -4,6 +4,8 @@ colorization (joint MultiDiffusion against independent windows; goal ≤ 1.1 joi
 
     python benchmarks/scene_predict.py --out /tmp/scenes [--systems hsi mixmae colorization] [--sizes 2048 8192]
     python benchmarks/scene_predict.py --out /tmp/scenes --seams-only
+    python benchmarks/scene_predict.py --out /tmp/scenes --systems colorization --sizes 2048 8192 \
+        --extra scene.predictor.num_inference_steps=2   # one denoising step: the 8192² scene in ~8 min
 
 Each system is trained for a few steps through the CLI on its synthetic data (tiny sizes; reused when the run
 folder exists): prediction speed and memory do not depend on how good the weights are. Each prediction is the
@@ -148,6 +150,8 @@ def main() -> None:
     parser.add_argument("--systems", nargs="+", default=["hsi", "mixmae", "colorization"])
     parser.add_argument("--sizes", nargs="+", type=int, default=[2048, 8192])
     parser.add_argument("--seams-only", action="store_true")
+    parser.add_argument("--extra", nargs="*", default=[], help="overrides for every prediction, e.g. "
+                        "scene.predictor.num_inference_steps=2")
     parser.add_argument("--seam-size", type=int, default=1024)
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
@@ -160,7 +164,7 @@ def main() -> None:
             for size in args.sizes:
                 scene = write_scene(args.out / "scenes" / f"{'rgb' if system == 'hsi' else 'sar'}_{size}.tif",
                                     "rgb" if system == "hsi" else "sar", size)
-                result = predict(system, checkpoint, scene, args.out, [])
+                result = predict(system, checkpoint, scene, args.out, args.extra)
                 rss.append(result["rss"])
                 print(f"| {system} | {size}² | {result['tiles']:.0f} | {result['tiles_per_s']:.2f} | "
                       f"{result['tile_seconds']:.0f} | {result['seconds']:.0f} | {result['rss']:.0f} |", flush=True)

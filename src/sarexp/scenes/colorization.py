@@ -6,7 +6,7 @@ Input: the ``bands`` the model was trained on (VV) in ``units`` (db | linear | a
 scaled to 0…255, rounded to 8 bits (``quantize``), then x / 127.5 − 1.
 
 Seams: each block (``scene.block_size`` pixels) is one latent canvas, encoded and decoded through the VAE in
-overlapping tiles (diffusers' ``AutoencoderKL`` tiling, ``enable_tiling``; tile ``vae_tile`` pixels) and
+overlapping tiles (diffusers' ``AutoencoderKL`` tiling, ``enable_tiling``; tiles of ``vae_tile`` pixels) and
 denoised jointly (MultiDiffusion, :mod:`sarexp.diffusion.multidiffusion`): at every step each window of the
 training size (``data.image_size`` / 8 latent pixels) overlapping its neighbours by ``window_overlap`` latent
 pixels predicts, and the canvas averages them. Memory is bounded by the block, not the scene: blocks overlap by

@@ -18,7 +18,6 @@ from sarexp.data.bigearthnet import (
     BigEarthNetV2Dataset,
     BigEarthNetV2DataModule,
 )
-from sarexp.data.geotiff import read_geotiff_band, read_tiff_bands, write_geotiff
 from sarexp.data.hdf5_images import HDF5ImageDataset
 from sarexp.data.image_folder import ImageFolderDataset, read_image
 from sarexp.data.scaling import ImageScaling
@@ -26,9 +25,11 @@ from sarexp.data.sen12flood import SEN12FloodDataset
 from sarexp.data.synthetic.bigearthnet import v2_folder
 from sarexp.data.bigearthnet_zarr import convert_benv1_to_zarr
 from sarexp.errors import DataError
+from sarexp.io.raster import north_up, read_geotiff_band, read_tiff_bands, write_geotiff
 
 V1_PATCH = "S1A_IW_GRDH_1SDV_20170613T165043_33UUP_61_39"
 LABELS = {"labels": ["Pastures"]}
+UTM = north_up(300000.0, 5400000.0, 10.0)
 
 
 def one_line(error: pytest.ExceptionInfo, path: object) -> str:
@@ -62,7 +63,8 @@ def band(value: float = -15.0, size: int = 120, dtype=np.float32) -> np.ndarray:
 @pytest.mark.parametrize("vv, expected", [
     (band(size=100), r"band of shape \(100, 100\), expected one 120 × 120 band"),
     (band(dtype=np.float64), "float64 band, but its partner .*_VH.tif is float32"),
-    (band(dtype=np.int16), "int16 band, expected floating-point backscatter"),
+    (band(dtype=np.int16), "int16 band, but its partner .*_VH.tif is float32"),
+    (band(dtype=np.complex64), "complex64 band, expected real-valued backscatter"),
     (np.full((120, 120, 2), -15.0, dtype=np.float32), r"band of shape \(2, 120, 120\)"),
 ])
 def test_benv1_band_that_differs_is_named(tmp_path, vv, expected):
@@ -81,8 +83,8 @@ def test_benv1_good_patch_reads(tmp_path):
 def test_benv2_band_of_another_size_is_named(tmp_path):
     folder = tmp_path / v2_folder(V1_PATCH) / V1_PATCH
     folder.mkdir(parents=True)
-    write_geotiff(folder / f"{V1_PATCH}_VH.tif", band(), upper_left=(0.0, 0.0))
-    write_geotiff(folder / f"{V1_PATCH}_VV.tif", band(size=128), upper_left=(0.0, 0.0))
+    write_geotiff(folder / f"{V1_PATCH}_VH.tif", band(), crs=32633, transform=UTM)
+    write_geotiff(folder / f"{V1_PATCH}_VV.tif", band(size=128), crs=32633, transform=UTM)
     with pytest.raises(DataError, match="expected one 120 × 120 band") as error:
         BigEarthNetV2Dataset(tmp_path, [V1_PATCH], np.zeros((1, 19), np.float32))[0]
     one_line(error, folder / f"{V1_PATCH}_VV.tif")
@@ -219,7 +221,7 @@ def test_truncated_png_and_jpeg_are_named(tmp_path):
 
 def test_truncated_geotiff_is_named(tmp_path):
     path = tmp_path / "band.tif"
-    write_geotiff(path, np.random.default_rng(5).random((64, 64), dtype=np.float32), upper_left=(0.0, 0.0))
+    write_geotiff(path, np.random.default_rng(5).random((64, 64), dtype=np.float32), crs=32633, transform=UTM)
     with pytest.raises(DataError, match="not a readable TIFF") as error:
         read_geotiff_band(_truncate(path, 0.3))
     one_line(error, path)

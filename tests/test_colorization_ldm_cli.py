@@ -1,13 +1,17 @@
 """End to end through the CLI on tiny synthetic data: colorization_clip → colorization_vae →
-colorization_season_classifier → colorization_ldm → task=colorize in single, batch and dataset modes."""
+colorization_season_classifier → colorization_ldm → task=colorize in single, batch and dataset modes, and
+task=predict of a GeoTIFF scene."""
 
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
+import rasterio
 
 from cli_helpers import logged_images, read_metrics, run_cli
 from sarexp.loggers.images import to_rgb_array
+from scene_helpers import write_scene
 
 DATA = ["data.image_size=32", "data.simulator.scenes=24", "data.simulator.patches_per_scene=2", "data.batch_size=8",
         "data.val_batch_size=8", "callbacks.progress_bar=null", "callbacks.model_summary=null"]
@@ -73,3 +77,12 @@ def test_colorization_pipeline_through_the_cli(tmp_path: Path):
     bad = run_cli([*infer, f"hydra.run.dir={tmp_path / 'bad'}", f"task.input_image={sar[0]}", "task.season=monsoon"],
                   tmp_path)
     assert bad.returncode == 1 and "task.season='monsoon'" in bad.stderr
+
+    # a whole Sentinel-1 scene (GeoTIFF, σ⁰ in dB) → an RGB GeoTIFF on its grid, through task=predict
+    scene = write_scene(tmp_path / "scene.tif", np.full((1, 80, 72), -12.0, np.float32), descriptions=["Sigma0_VV"])
+    _ok(run_cli([*infer[:1], bare[0], "task=predict", f"data.predict_inputs=[{scene}]",
+                 f"hydra.run.dir={tmp_path / 'scene'}", "scene.predictor.num_inference_steps=4", "scene.block_size=48",
+                 "scene.block_overlap=16"], tmp_path))
+    with rasterio.open(tmp_path / "scene/predictions/scene.tif") as colour, rasterio.open(scene) as source:
+        assert colour.count == 3 and colour.transform == source.transform and colour.crs == source.crs
+    assert (tmp_path / "scene/predictions/scene.png").is_file()

@@ -1,10 +1,18 @@
-"""hsi_mstpp end to end in subprocesses: train → test metrics → predict ARAD-format cubes and quicklooks."""
+"""hsi_mstpp end to end in subprocesses: train → test metrics → predict ARAD-format cubes, GeoTIFFs and quicklooks;
+a scene prediction killed with SIGKILL resumes to the identical file."""
 
+import os
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from cli_helpers import read_metrics, run_cli
+from scene_helpers import write_scene
 from sarexp.data.arad_files import read_cube
 
 pytestmark = pytest.mark.slow
@@ -56,3 +64,29 @@ def test_predict_writes_cubes_the_reader_reads_and_quicklooks(trained: tuple[Pat
         assert cube.shape == (31, 16, 24)
         assert (out / "predictions" / f"{name}.png").stat().st_size > 10_000
 
+
+
+def test_a_killed_scene_prediction_resumes_to_the_identical_geotiff(trained: tuple[Path, Path]) -> None:
+    """SIGKILL while blocks are being written, then the same command: the same COG as an uninterrupted run."""
+    workdir, run_dir = trained
+    rng = np.random.default_rng(0)
+    scene = write_scene(workdir / "ortho.tif", rng.integers(0, 255, (3, 192, 192), dtype=np.uint8), compress="lzw")
+    command = [*TINY_HSI, "task=predict", f"ckpt_path={run_dir / 'checkpoints' / 'last.ckpt'}",
+               f"data.predict_inputs=[{scene}]", "scene.block_size=48", "scene.block_overlap=8", "scene.progress=false"]
+    whole = workdir / "scene_whole"
+    assert run_cli([*command, f"hydra.run.dir={whole}"], cwd=workdir).returncode == 0
+    killed = workdir / "scene_killed"
+    env = {key: value for key, value in os.environ.items() if key != "HYDRA_FULL_ERROR"}
+    child = subprocess.Popen([sys.executable, "-m", "sarexp", *command, f"hydra.run.dir={killed}"], cwd=workdir,
+                             env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    partial = killed / "predictions" / ".ortho.partial"
+    deadline = time.monotonic() + 120
+    while len(list(partial.glob("block_*.npy"))) < 3 and child.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    child.send_signal(signal.SIGKILL)
+    child.wait()
+    done = len(list(partial.glob("block_*.npy")))
+    assert 3 <= done < 25 and not (killed / "predictions" / "ortho.tif").exists()
+    resumed = run_cli([*command, f"hydra.run.dir={killed}"], cwd=workdir)
+    assert resumed.returncode == 0 and f"continuing with {done} finished block(s)" in resumed.stdout + resumed.stderr
+    assert (killed / "predictions" / "ortho.tif").read_bytes() == (whole / "predictions" / "ortho.tif").read_bytes()

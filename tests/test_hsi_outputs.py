@@ -1,25 +1,18 @@
-"""Prediction outputs: ARAD-format cubes the reader reads back, and quicklooks with and without a reference."""
+"""Prediction outputs: ARAD-format cubes the reader reads back, written whole or tile by tile; quicklook parts."""
 
 from pathlib import Path
 
 import torch
 
-from sarexp.callbacks.cube_writer import CubeWriter
-from sarexp.data.arad_files import read_cube
+from sarexp.data.arad_files import read_cube, write_cube_tiles
 from sarexp.plotting.hsi import false_colour, probe_pixels
 
 
-def test_cube_writer_round_trip_and_quicklooks(tmp_path: Path) -> None:
-    torch.manual_seed(0)
-    preds = torch.rand(2, 31, 12, 20)
-    batch = {"rgb": torch.rand(2, 3, 12, 20), "name": ["a", "b"]}
-    writer = CubeWriter(str(tmp_path))
-    writer.write_on_batch_end(None, None, {"preds": preds}, None, batch, 0)
-    writer.write_on_batch_end(None, None, {"preds": preds[:1]}, None,
-                              {"rgb": batch["rgb"][:1], "hsi": preds[:1] + 0.1, "name": ["c"]}, 1)
-    for index, name in enumerate("ab"):
-        torch.testing.assert_close(torch.from_numpy(read_cube(tmp_path / f"{name}.mat")), preds[index])
-    assert all((tmp_path / f"{name}.png").stat().st_size > 5_000 for name in "abc")
+def test_cubes_written_tile_by_tile_read_back(tmp_path: Path) -> None:
+    cube = torch.rand(31, 12, 20).numpy()
+    tiles = [(top, left, cube[:, top:top + 8, left:left + 8]) for top in (0, 8) for left in (0, 8, 16)]
+    write_cube_tiles(tmp_path / "a.mat", cube.shape, tiles)
+    torch.testing.assert_close(torch.from_numpy(read_cube(tmp_path / "a.mat")), torch.from_numpy(cube))
     assert not list(tmp_path.glob(".*"))  # no temporary files left behind
 
 

@@ -45,6 +45,7 @@ class SarexpConfig:
     system: Any = None
     diffusion: Any = None    # generative systems: the diffusion process (conf/diffusion/)
     sampler: Any = None      # generative systems: how task=sample draws (conf/sampler/)
+    scene: Any = None        # dense systems: whole-scene prediction for task=predict (conf/scene/)
     clip_checkpoint: Optional[str] = None  # colorization: the text encoder (a colorization_clip checkpoint)
     vae_checkpoint: Optional[str] = None   # colorization: the autoencoder (a colorization_vae checkpoint)
     # extra `_target_`s a config read from a file (an adopted run's, a seed folder's) may name:

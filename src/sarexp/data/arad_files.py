@@ -13,6 +13,7 @@ that, values as stored (no rescaling). RGB: read as RGB and min–max normalised
 import os
 import time
 import uuid
+from collections.abc import Iterable
 from pathlib import Path
 
 import h5py
@@ -103,17 +104,27 @@ def write_cube(path: Path, cube: np.ndarray, wavelengths: np.ndarray | None = No
     The dataset is stored as (bands, W, H) — what MATLAB's column-major H × W × bands looks like to HDF5 —
     so :func:`read_cube` (and MST++'s reader) gets the cube back.
     """
+    write_cube_tiles(path, cube.shape, [(0, 0, cube)], wavelengths)
+
+
+def write_cube_tiles(path: Path, shape: tuple[int, int, int], tiles: Iterable[tuple[int, int, np.ndarray]],
+                     wavelengths: np.ndarray | None = None) -> None:
+    """:func:`write_cube` of a cube of ``shape`` (bands, H, W) given as (top, left, (bands, h, w)) tiles, so a
+    cube bigger than memory is written tile by tile."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     staging = path.with_name(f".{path.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}")
+    bands, height, width = shape
     try:
         with h5py.File(staging, "w", userblock_size=512) as mat:
-            stored = mat.create_dataset("cube", data=np.ascontiguousarray(np.transpose(cube, [0, 2, 1]),
-                                                                          dtype=np.float32))
+            stored = mat.create_dataset("cube", shape=(bands, width, height), dtype=np.float32)
+            for top, left, tile in tiles:
+                window = (slice(None), slice(left, left + tile.shape[2]), slice(top, top + tile.shape[1]))
+                stored[window] = np.transpose(tile, [0, 2, 1]).astype(np.float32)
             stored.attrs["MATLAB_class"] = np.bytes_("single")
             if wavelengths is not None:
-                bands = mat.create_dataset("bands", data=np.asarray(wavelengths, dtype=np.float64)[None, :])
-                bands.attrs["MATLAB_class"] = np.bytes_("double")
+                stored_bands = mat.create_dataset("bands", data=np.asarray(wavelengths, dtype=np.float64)[None, :])
+                stored_bands.attrs["MATLAB_class"] = np.bytes_("double")
         with open(staging, "r+b") as raw:
             raw.write(_matlab_header())
         os.replace(staging, path)

@@ -24,12 +24,13 @@ import torch
 import zarr
 from torch.utils.data import Dataset
 
+from sarexp.data.config_values import plain
 from sarexp.data.bigearthnet_labels import UnknownLabelError, ben19_multi_hot, clc43_to_ben19_multi_hot
-from sarexp.data.geotiff import read_tiff_bands
 from sarexp.data.input_checks import check_bands
 from sarexp.data.sar_patches import SARPatchDataModule, relative_to_root, simulator_arguments
 from sarexp.data.synthetic import bigearthnet as generator
 from sarexp.errors import ConfigError, DataError, first_line
+from sarexp.io.raster import read_tiff_bands
 
 BENV1_MEAN = (-19.2309, -12.5951)
 BENV1_STD = (3.1672, 2.9644)
@@ -42,11 +43,12 @@ V2_COLUMNS = ("patch_id", "labels", "split", "s1_name")
 PATCH_SIZE = 120  # Sentinel-1 patches of BigEarthNet v1 and v2 are 120 × 120 pixels
 
 
-def read_patch_bands(paths: Sequence[Path], size: int) -> np.ndarray:
+def read_patch_bands(paths: Sequence[Path], size: int, band_scale: float = 1.0) -> np.ndarray:
     """The VH and VV GeoTIFFs of one patch as float32 (2, size, size), each band checked (shape, dtype,
-    finiteness) at read time so a bad file is named instead of failing later in collate."""
+    finiteness) at read time so a bad file is named instead of failing later in collate; integer bands are
+    multiplied by ``band_scale`` (:func:`~sarexp.data.input_checks.check_bands`)."""
     bands = [read_tiff_bands(path) for path in paths]
-    return check_bands([band[0] if len(band) == 1 else band for band in bands], paths, (size, size))
+    return check_bands([band[0] if len(band) == 1 else band for band in bands], paths, (size, size), band_scale)
 
 
 def _item(image_db: np.ndarray, label: np.ndarray) -> dict[str, torch.Tensor]:
@@ -73,10 +75,11 @@ def read_split_file(path: Path, id_column: int, header: bool = False) -> list[st
 class BigEarthNetV1Dataset(Dataset):
     """BigEarthNet-S1 v1.0 patches: ``<patches_dir>/<name>/<name>_{VH,VV}.tif`` and ``_labels_metadata.json``."""
 
-    def __init__(self, patches_dir: Path, names: Sequence[str], size: int = PATCH_SIZE) -> None:
+    def __init__(self, patches_dir: Path, names: Sequence[str], size: int = PATCH_SIZE, band_scale: float = 1.0) -> None:
         self.patches_dir = Path(patches_dir)
         self.names = list(names)
         self.size = size
+        self.band_scale = band_scale
 
     def __len__(self) -> int:
         return len(self.names)
@@ -99,7 +102,7 @@ class BigEarthNetV1Dataset(Dataset):
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
         name = self.names[index]
         paths = [self.patches_dir / name / f"{name}_{pol}.tif" for pol in POLARISATIONS]
-        return _item(read_patch_bands(paths, self.size), self.labels(index))
+        return _item(read_patch_bands(paths, self.size, self.band_scale), self.labels(index))
 
 
 class BigEarthNetV1ZarrDataset(Dataset):
@@ -108,10 +111,11 @@ class BigEarthNetV1ZarrDataset(Dataset):
     The store is opened lazily in the process that reads it (DataLoader workers).
     """
 
-    def __init__(self, store: Path, names: Sequence[str], size: int = PATCH_SIZE) -> None:
+    def __init__(self, store: Path, names: Sequence[str], size: int = PATCH_SIZE, band_scale: float = 1.0) -> None:
         self.store = Path(store)
         self.names = list(names)
         self.size = size
+        self.band_scale = band_scale
         self._group: Any = None
         self._pid: int | None = None
 
@@ -144,7 +148,8 @@ class BigEarthNetV1ZarrDataset(Dataset):
                 f"{location}: cannot read the patch (truncated or corrupt chunk? {type(error).__name__}: "
                 f"{first_line(error)})"
             ) from None
-        image_db = check_bands(bands, [f"{location}/{pol}" for pol in POLARISATIONS], (self.size, self.size))
+        image_db = check_bands(bands, [f"{location}/{pol}" for pol in POLARISATIONS], (self.size, self.size),
+                              self.band_scale)
         try:
             return _item(image_db, clc43_to_ben19_multi_hot(names43))
         except UnknownLabelError as error:
@@ -154,11 +159,13 @@ class BigEarthNetV1ZarrDataset(Dataset):
 class BigEarthNetV2Dataset(Dataset):
     """reBEN S1 patches ``<patches_dir>/<first five name parts>/<s1_name>/<s1_name>_{VH,VV}.tif``."""
 
-    def __init__(self, patches_dir: Path, s1_names: Sequence[str], labels: np.ndarray, size: int = PATCH_SIZE) -> None:
+    def __init__(self, patches_dir: Path, s1_names: Sequence[str], labels: np.ndarray, size: int = PATCH_SIZE,
+                 band_scale: float = 1.0) -> None:
         self.patches_dir = Path(patches_dir)
         self.s1_names = list(s1_names)
         self.label_matrix = labels
         self.size = size
+        self.band_scale = band_scale
 
     def __len__(self) -> int:
         return len(self.s1_names)
@@ -167,7 +174,7 @@ class BigEarthNetV2Dataset(Dataset):
         name = self.s1_names[index]
         folder = self.patches_dir / generator.v2_folder(name) / name
         paths = [folder / f"{name}_{pol}.tif" for pol in POLARISATIONS]
-        return _item(read_patch_bands(paths, self.size), self.label_matrix[index])
+        return _item(read_patch_bands(paths, self.size, self.band_scale), self.label_matrix[index])
 
 
 def _check_num_classes(num_classes: int) -> None:
@@ -201,6 +208,8 @@ class BigEarthNetV1DataModule(SARPatchDataModule):
         id_column: int = 1,
         header: bool = False,
         patches_dir: str = generator.V1_PATCHES_DIR,
+        band_scale: float = 1.0,
+        predict_inputs: Sequence[str] | None = None,
     ) -> None:
         super().__init__(root, synthetic, image_size, num_classes, mean, std, batch_size, val_batch_size,
                          num_workers, flip, train_splits, simulator, pin_memory, drop_last)
@@ -214,6 +223,8 @@ class BigEarthNetV1DataModule(SARPatchDataModule):
         self.id_column = id_column
         self.header = header
         self.patches_dir = patches_dir
+        self.band_scale = band_scale
+        self.predict_inputs = plain(predict_inputs or [])
         self.simulator = simulator_arguments(self.simulator, self.writer)
         self.patch_size = int(self.simulator.get("size", PATCH_SIZE))  # 120 for real data
 
@@ -233,7 +244,7 @@ class BigEarthNetV1DataModule(SARPatchDataModule):
 
     def split_dataset(self, split: str) -> Dataset:
         return BigEarthNetV1Dataset(relative_to_root(self.patches_dir, self.root), self.split_names(split),
-                                    self.patch_size)
+                                    self.patch_size, self.band_scale)
 
 
 class BigEarthNetV1ZarrDataModule(BigEarthNetV1DataModule):
@@ -262,10 +273,12 @@ class BigEarthNetV1ZarrDataModule(BigEarthNetV1DataModule):
         id_column: int = 1,
         header: bool = False,
         zarr_store: str = generator.V1_ZARR_STORE,
+        band_scale: float = 1.0,
+        predict_inputs: Sequence[str] | None = None,
     ) -> None:
         super().__init__(root, synthetic, image_size, num_classes, mean, std, batch_size, val_batch_size,
                          num_workers, flip, train_splits, simulator, pin_memory, drop_last, split_files, id_column,
-                         header)
+                         header, band_scale=band_scale, predict_inputs=predict_inputs)
         self.zarr_store = zarr_store
 
     def check_layout(self) -> None:
@@ -277,7 +290,7 @@ class BigEarthNetV1ZarrDataModule(BigEarthNetV1DataModule):
 
     def split_dataset(self, split: str) -> Dataset:
         return BigEarthNetV1ZarrDataset(relative_to_root(self.zarr_store, self.root), self.split_names(split),
-                                        self.patch_size)
+                                        self.patch_size, self.band_scale)
 
 
 class BigEarthNetV2DataModule(SARPatchDataModule):
@@ -303,12 +316,16 @@ class BigEarthNetV2DataModule(SARPatchDataModule):
         drop_last: bool = False,
         metadata: str = generator.V2_METADATA,
         patches_dir: str = generator.V2_PATCHES_DIR,
+        band_scale: float = 1.0,
+        predict_inputs: Sequence[str] | None = None,
     ) -> None:
         super().__init__(root, synthetic, image_size, num_classes, mean, std, batch_size, val_batch_size,
                          num_workers, flip, train_splits, simulator, pin_memory, drop_last)
         _check_num_classes(num_classes)
         self.metadata = metadata
         self.patches_dir = patches_dir
+        self.band_scale = band_scale
+        self.predict_inputs = plain(predict_inputs or [])
         self.simulator = simulator_arguments(self.simulator, generator.write_benv2)
         self.patch_size = int(self.simulator.get("size", PATCH_SIZE))  # 120 for real data
         self._table: pd.DataFrame | None = None
@@ -348,4 +365,4 @@ class BigEarthNetV2DataModule(SARPatchDataModule):
         except UnknownLabelError as error:
             raise DataError(f"{path}: {error}") from None
         return BigEarthNetV2Dataset(relative_to_root(self.patches_dir, self.root), rows["s1_name"].tolist(), labels,
-                                    self.patch_size)
+                                    self.patch_size, self.band_scale)

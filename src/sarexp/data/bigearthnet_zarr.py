@@ -16,8 +16,9 @@ from pathlib import Path
 import numpy as np
 import zarr
 
-from sarexp.data.geotiff import read_geotiff_band
+from sarexp.data.input_checks import check_finite
 from sarexp.errors import DataError
+from sarexp.io.raster import read_geotiff_band
 
 POLARISATIONS = ("VH", "VV")
 
@@ -40,7 +41,8 @@ def convert_benv1_to_zarr(patches_dir: str | os.PathLike[str], store: str | os.P
             raise DataError(f"{metadata_path}: cannot read the labels JSON ({error})") from None
         group = sentinel1.create_group(name)
         for polarisation in POLARISATIONS:
-            band = read_geotiff_band(folder / f"{name}_{polarisation}.tif")
+            path = folder / f"{name}_{polarisation}.tif"
+            band = check_finite(read_geotiff_band(path), path).astype(np.float32, copy=False)
             group.create_array(polarisation, data=np.ascontiguousarray(band))
         group.attrs.update(metadata)
     return len(folders)

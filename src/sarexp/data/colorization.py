@@ -122,6 +122,7 @@ class ColorizationDataModule(LightningDataModule):
         pin_memory: bool = False,
         flip: bool = True,
         simulator: dict[str, Any] | None = None,
+        predict_inputs: Sequence[str] | None = None,
     ) -> None:
         super().__init__()
         sizes = {"image_size": image_size, "batch_size": batch_size, "val_batch_size": val_batch_size}
@@ -148,6 +149,7 @@ class ColorizationDataModule(LightningDataModule):
         self.val_batch_size = val_batch_size
         self.num_workers = num_workers
         self.pin_memory = pin_memory
+        self.predict_inputs = plain(predict_inputs or [])
         self.flip = flip
         self.simulator = simulator_arguments(plain(simulator or {}), write_colorization_dataset)
         self.datasets: dict[str, ColorizationPairs] = {}

@@ -7,8 +7,9 @@ Layout::
     <root>/test/<class>/...                   optional; the val split is used when it is missing
     <root>/train/<any name>.<ext>             unlabelled data: images directly in the split folder
 
-Any format PIL reads (PNG, JPEG, BMP, 8-bit or 16-bit grey or RGB); ``.tif``/``.tiff`` are read with
-tifffile, which also reads float32 and multi-band TIFF (bands first or pixel-interleaved, any band count). Grey images give one
+Any format PIL reads (PNG, JPEG, BMP, 8-bit or 16-bit grey or RGB); ``.tif``/``.tiff`` are decoded by GDAL
+(:func:`sarexp.io.raster.read_tiff_bands`: any compression, float32, multi-band TIFF with bands first or
+pixel-interleaved, any band count). Grey images give one
 channel, RGB three (RGBA loses alpha); scaling to [−1, 1] follows ``data.scaling``
 (:mod:`sarexp.data.scaling`).
 """
@@ -22,11 +23,10 @@ from PIL import Image, UnidentifiedImageError
 from torch.utils.data import Dataset
 
 from sarexp.data.generative import ImageDataModule, make_item
-from sarexp.data.geotiff import read_tiff_bands
 from sarexp.data.scaling import ImageScaling
 from sarexp.errors import DataError, first_line
+from sarexp.io.raster import TIFF_SUFFIXES, read_tiff_bands
 
-TIFF_SUFFIXES = (".tif", ".tiff")
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".pgm", ".ppm", *TIFF_SUFFIXES)
 
 

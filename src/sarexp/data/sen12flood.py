@@ -22,6 +22,7 @@ import torch
 from torch.utils.data import Dataset
 
 from sarexp.data.bigearthnet import BENV1_MEAN, BENV1_STD
+from sarexp.data.config_values import plain
 from sarexp.data.sar_patches import SARPatchDataModule, simulator_arguments
 from sarexp.data.synthetic.sen12flood import write_sen12flood
 from sarexp.errors import ConfigError, DataError, first_line
@@ -93,6 +94,7 @@ class SEN12FloodDataModule(SARPatchDataModule):
         drop_last: bool = False,
         validation_fraction: float = 0.2,
         split_seed: int = 0,
+        predict_inputs: Sequence[str] | None = None,
     ) -> None:
         super().__init__(root, synthetic, image_size, num_classes, mean, std, batch_size, val_batch_size,
                          num_workers, flip, train_splits, simulator, pin_memory, drop_last)
@@ -102,6 +104,7 @@ class SEN12FloodDataModule(SARPatchDataModule):
             raise ConfigError(f"data.validation_fraction must be in [0, 1), got {validation_fraction}")
         self.validation_fraction = validation_fraction
         self.split_seed = split_seed
+        self.predict_inputs = plain(predict_inputs or [])
         self.simulator = simulator_arguments(self.simulator, write_sen12flood)
 
     def write_synthetic(self, root: Path) -> None:

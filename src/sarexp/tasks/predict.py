@@ -1,7 +1,8 @@
 """task=predict: run a checkpoint over the data module's prediction inputs.
 
-Outputs are written by prediction-writer callbacks of the experiment (for SSM4SAR, focused scenes in
-`<run dir>/predictions/`), so this task stays the same for every system.
+Experiments with a ``scene`` config (MixMAE classifiers, HSI, colorization) predict whole rasters through the
+shared scene engine (:mod:`sarexp.tasks.predict_scenes`). Otherwise outputs are written by prediction-writer
+callbacks of the experiment (for SSM4SAR, focused scenes in `<run dir>/predictions/`).
 """
 
 from omegaconf import DictConfig
@@ -20,6 +21,10 @@ from sarexp.tasks.checkpoints import loading, required_checkpoint
 
 
 def predict(cfg: DictConfig) -> None:
+    from sarexp.tasks.predict_scenes import predict_scenes, wants_scenes
+
+    if wants_scenes(cfg):  # whole scenes through the shared engine (GeoTIFF / COG outputs)
+        return predict_scenes(cfg)
     checkpoint = required_checkpoint(cfg.ckpt_path, "predict")
     directory = run_dir(cfg)
     seed = seed_everything(cfg)

@@ -33,7 +33,6 @@ import pandas as pd
 import zarr
 
 from sarexp.data.bigearthnet_labels import BEN19_CLASSES, CLC43_TO_BEN19
-from sarexp.data.geotiff import write_geotiff
 from sarexp.data.synthetic.land_cover import (
     draw_classes,
     land_cover_map,
@@ -44,6 +43,7 @@ from sarexp.data.synthetic.land_cover import (
 )
 from sarexp.data.synthetic.staging import write_atomically
 from sarexp.errors import ConfigError
+from sarexp.io.raster import north_up, write_geotiff
 
 DEFAULT_PATCHES: Mapping[str, int] = {"train": 100, "validation": 30, "test": 30}
 V1_SPLIT_FILES: Mapping[str, str] = {
@@ -57,6 +57,7 @@ V2_PATCHES_DIR = "BigEarthNet-S1"
 V2_METADATA = "metadata.parquet"
 ROAD_LABEL = "Road and rail networks and associated land"
 ROAD_PROBABILITY = 0.2
+PIXEL_SIZE = 10.0  # m: Sentinel-1 GRD pixels of BigEarthNet
 _COUNTRIES = ("Austria", "Belgium", "Finland", "Ireland", "Lithuania", "Portugal", "Serbia", "Switzerland")
 _UTM_ZONES = (29, 31, 32, 33, 34, 35)
 _LEVEL3_BY_CLASS = {
@@ -140,7 +141,7 @@ def v1_metadata(patch: SyntheticPatch, size: int) -> dict[str, object]:
     ulx, uly = patch.upper_left
     return {
         "labels": list(patch.labels43),
-        "coordinates": {"ulx": ulx, "uly": uly, "lrx": ulx + 10.0 * size, "lry": uly - 10.0 * size},
+        "coordinates": {"ulx": ulx, "uly": uly, "lrx": ulx + PIXEL_SIZE * size, "lry": uly - PIXEL_SIZE * size},
         "projection": _projection_wkt(patch.epsg),
         "corresponding_s2_patch": patch.s2_name,
         "scene_source": patch.scene_source,
@@ -169,8 +170,8 @@ def _generate(seed: int, patches: Mapping[str, int], size: int, looks: float) ->
 def _write_geotiffs(directory: Path, patch: SyntheticPatch) -> None:
     directory.mkdir(parents=True)
     for channel, polarisation in enumerate(("VH", "VV")):
-        write_geotiff(directory / f"{patch.s1_name}_{polarisation}.tif", patch.image_db[channel],
-                      upper_left=patch.upper_left, epsg=patch.epsg)
+        write_geotiff(directory / f"{patch.s1_name}_{polarisation}.tif", patch.image_db[channel].astype(np.float32),
+                      crs=patch.epsg, transform=north_up(*patch.upper_left, PIXEL_SIZE))
 
 
 def _write_v1_split_files(root: Path, generated: Mapping[str, list[SyntheticPatch]]) -> None:

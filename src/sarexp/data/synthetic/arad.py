@@ -2,9 +2,12 @@
 
 A scene is a linear mixture of materials from the library of :mod:`sarexp.data.synthetic.spectra`:
 ``materials_per_scene`` materials own soft regions (a softmax of smooth Gaussian fields, sharpened by
-``abundance_sharpness``); each material carries its own texture (correlation length and amplitude drawn per
-material, so a material — and which of two metamers it is — shows in its texture, as real surfaces do);
-a smooth shading field scales the whole scene. The radiance cube is
+``abundance_sharpness``); each material carries the texture of its surface (``surfaces``: one entry per
+surface, each with ranges of the texture's correlation length and relative amplitude, drawn per material).
+Every material comes in each surface, and the surfaces of one material are metamers — the same RGB under
+every scene light, different spectra — so which one a pixel shows is told by its neighbourhood's texture
+(smooth coating vs. grain), never by its colour: what spatial context resolves and a pixel-wise map cannot.
+A smooth shading field scales the whole scene. The radiance cube is
 reflectance × shading × texture × illuminant (a black body of a colour temperature drawn per scene),
 scaled so its ``exposure_percentile`` percentile is ``exposure``.
 
@@ -18,7 +21,7 @@ Scene ids are ``ARAD_1K_NNNN`` numbered from 1: training scenes first, then vali
 (test scenes have only ``Test_RGB/<id>.jpg``, as in the challenge).
 """
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -32,12 +35,24 @@ from sarexp.data.synthetic.spectra import (
     blackbody,
     camera_sensitivities,
     material_library,
+    scene_illuminants,
 )
 from sarexp.data.synthetic.staging import write_atomically
 from sarexp.errors import ConfigError
 
 DEFAULT_SCENES = {"train": 16, "validation": 4, "test": 2}
+DEFAULT_SURFACES = ({"correlation": (2.0, 4.0), "amplitude": (0.02, 0.06)},
+                    {"correlation": (0.6, 1.0), "amplitude": (0.25, 0.35)})
 DEFAULT_MATERIALS = {"vegetation": 4, "dry_vegetation": 2, "soil": 4, "water": 2, "paint": 8, "man_made": 3}
+
+
+def surface_textures(rng: np.random.Generator, surfaces: Sequence[Mapping[str, Sequence[float]]],
+                     count: int) -> np.ndarray:
+    """(count, 2) texture (correlation px, relative amplitude) of library entries in metameric-group order:
+    entry i has surface i mod len(surfaces), its two values drawn from that surface's ranges."""
+    rows = [[rng.uniform(*surfaces[i % len(surfaces)][key]) for key in ("correlation", "amplitude")]
+            for i in range(count)]
+    return np.array(rows)
 
 
 def render_linear_rgb(radiance: np.ndarray, sensitivities: np.ndarray, wavelengths: np.ndarray = WAVELENGTHS
@@ -78,8 +93,9 @@ def scene_radiance(
     temperature_range: tuple[float, float],
     exposure: float,
     exposure_percentile: float,
-) -> np.ndarray:
-    """float64 (H, W, 31) radiance of one scene; see the module docstring."""
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """float64 (H, W, 31) radiance of one scene (see the module docstring), the library indices (K,) of its
+    materials and their abundances (K, H, W) — the ground truth of which material each pixel shows."""
     count = int(rng.integers(materials_per_scene[0], materials_per_scene[1] + 1))
     chosen = rng.choice(len(library), size=min(count, len(library)), replace=False)
     shape = (height, width)
@@ -92,7 +108,7 @@ def scene_radiance(
     low, high = shading_range
     shading = low + (high - low) / (1.0 + np.exp(-1.5 * smooth_field(rng, shape, max(height, width) / 4)))
     radiance = reflectance * shading[..., None] * blackbody(rng.uniform(*temperature_range))
-    return radiance * exposure / np.percentile(radiance, exposure_percentile)
+    return radiance * exposure / np.percentile(radiance, exposure_percentile), chosen, abundance
 
 
 def write_arad(
@@ -101,14 +117,12 @@ def write_arad(
     width: int = 80,
     scenes: Mapping[str, int] = DEFAULT_SCENES,
     materials: Mapping[str, int] = DEFAULT_MATERIALS,
-    metamers_per_material: int = 1,
+    surfaces: Sequence[Mapping[str, Sequence[float]]] = DEFAULT_SURFACES,
     metamer_strength: float = 0.3,
-    reference_temperature: float = 5500.0,
+    metamer_visibility: float = 1e-3,
     materials_per_scene: tuple[int, int] = (4, 8),
     abundance_correlation: tuple[float, float] = (4.0, 12.0),
     abundance_sharpness: float = 4.0,
-    texture_correlation: tuple[float, float] = (0.6, 4.0),
-    texture_amplitude: tuple[float, float] = (0.02, 0.25),
     shading_range: tuple[float, float] = (0.4, 1.0),
     temperature_range: tuple[float, float] = (2800.0, 9000.0),
     exposure: float = 0.9,
@@ -126,13 +140,17 @@ def write_arad(
                           f"got {dict(scenes)}")
     if height < 8 or width < 8:
         raise ConfigError(f"data.simulator.height and width must be at least 8, got {height} × {width}")
+    if not surfaces or any(set(surface) != {"correlation", "amplitude"} for surface in surfaces):
+        raise ConfigError("data.simulator.surfaces must be a non-empty list of {correlation: [low, high], "
+                          f"amplitude: [low, high]}} (one per surface), got {surfaces}")
+    if not 0.0 < metamer_visibility < 1.0:
+        raise ConfigError(f"data.simulator.metamer_visibility must be in (0, 1), got {metamer_visibility}")
     if not 1 <= jpeg_quality <= 100:
         raise ConfigError(f"data.simulator.jpeg_quality must be in [1, 100], got {jpeg_quality}")
     rng = np.random.default_rng(seed)
-    library, _ = material_library(rng, dict(materials), metamers_per_material, metamer_strength,
-                                  reference_temperature)
-    textures = np.stack([rng.uniform(*texture_correlation, size=len(library)),
-                         rng.uniform(*texture_amplitude, size=len(library))], axis=1)
+    library, _ = material_library(rng, dict(materials), len(surfaces), metamer_strength,
+                                  scene_illuminants(temperature_range), metamer_visibility)
+    textures = surface_textures(rng, surfaces, len(library))
 
     def fill(staging: Path) -> None:
         number = 0
@@ -143,9 +161,9 @@ def write_arad(
                 scene_id = f"ARAD_1K_{number:04d}"
                 ids.append(scene_id)
                 scene_rng = np.random.default_rng([seed, number])
-                radiance = scene_radiance(scene_rng, library, textures, height, width, materials_per_scene,
-                                          abundance_correlation, abundance_sharpness, shading_range,
-                                          temperature_range, exposure, exposure_percentile)
+                radiance, _, _ = scene_radiance(scene_rng, library, textures, height, width, materials_per_scene,
+                                                abundance_correlation, abundance_sharpness, shading_range,
+                                                temperature_range, exposure, exposure_percentile)
                 rgb = camera_rgb(scene_rng, radiance, gamma, shot_photons, read_noise)
                 folder = TEST_RGB_DIR if split == "test" else RGB_DIR
                 (staging / folder).mkdir(exist_ok=True)

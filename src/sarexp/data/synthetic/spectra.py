@@ -8,9 +8,10 @@
 - Materials: a library of reflectance spectra defined here from analytic shapes of the classic families —
   green vegetation (chlorophyll absorption near 430 and 670 nm, green peak, red edge rising at 690–700 nm),
   dry vegetation, soils (rising, iron-oxide shoulder), water (dark, falling), paints (smooth steps and
-  bands at many hues), man-made greys (concrete, asphalt, metal). Every material has *metamers*: partners
-  that differ by a smooth "metameric black", a spectrum the reference camera under the reference
-  illuminant does not see, so RGB does not determine the spectrum and a linear RGB → spectrum map is not exact.
+  bands at many hues), man-made greys (concrete, asphalt, metal). Every material comes in several surfaces
+  that are *metamers* of one another: they differ by a smooth "metameric black", a spectrum the camera does
+  not see under any of the scene illuminants, so RGB does not determine the spectrum and no pixel-wise
+  RGB → spectrum map can tell the surfaces apart (the scenes give each surface its own texture).
 """
 
 import numpy as np
@@ -122,37 +123,54 @@ FAMILIES = {
 }
 
 
-def metameric_blacks(sensitivities: np.ndarray, illuminant: np.ndarray, wavelengths: np.ndarray = WAVELENGTHS,
-                     basis_size: int = 10) -> np.ndarray:
-    """(31, m) orthonormal smooth spectra the camera does not see under ``illuminant``.
+def metameric_blacks(sensitivities: np.ndarray, illuminants: np.ndarray, wavelengths: np.ndarray = WAVELENGTHS,
+                     basis_size: int = 10, visibility: float = 1e-3) -> np.ndarray:
+    """(31, m) orthonormal smooth spectra the camera (nearly) does not see under any of ``illuminants``.
 
-    A smooth basis (the first ``basis_size`` cosines over the band range) restricted to the null space of
-    the 3 × basis response matrix: adding any combination to a reflectance leaves its RGB unchanged.
+    ``illuminants`` is (bands,) or (n, bands). A smooth basis (the first ``basis_size`` cosines over the band
+    range) is restricted to the null space of the stacked (3n × basis) rendering matrix, where directions
+    whose singular value is below ``visibility`` × the largest count as unseen: black bodies of nearby
+    temperatures are nearly collinear, so a few directions stay invisible under a whole temperature range.
     """
-    position = np.linspace(0.0, np.pi, len(illuminant))
+    illuminants = np.atleast_2d(illuminants)
+    position = np.linspace(0.0, np.pi, illuminants.shape[1])
     basis = np.stack([np.cos(order * position) for order in range(basis_size)], axis=1)
-    response = (sensitivities * (band_weights(wavelengths) * illuminant)[:, None]).T @ basis  # (3, basis): the rendering
-    _, _, vt = np.linalg.svd(response)
-    blacks = basis @ vt[3:].T
-    q, _ = np.linalg.qr(blacks)
+    weights = band_weights(wavelengths)
+    response = np.concatenate([(sensitivities * (weights * light)[:, None]).T @ basis for light in illuminants])
+    _, singular, vt = np.linalg.svd(response)
+    seen = int(np.sum(singular > visibility * singular[0]))
+    q, _ = np.linalg.qr(basis @ vt[seen:].T)
     return q
+
+
+def scene_illuminants(temperature_range: tuple[float, float], count: int = 16,
+                      wavelengths: np.ndarray = WAVELENGTHS) -> np.ndarray:
+    """(count, bands) black bodies spanning ``temperature_range``, evenly in reciprocal temperature (mired)."""
+    low, high = temperature_range
+    return np.stack([blackbody(1.0 / mired, wavelengths) for mired in np.linspace(1.0 / low, 1.0 / high, count)])
 
 
 def material_library(
     rng: np.random.Generator,
     counts: dict[str, int],
-    metamers_per_material: int,
+    surfaces: int,
     metamer_strength: float,
-    reference_temperature: float,
+    illuminants: np.ndarray,
+    visibility: float = 1e-3,
     wavelengths: np.ndarray = WAVELENGTHS,
 ) -> tuple[np.ndarray, list[str]]:
-    """(M, 31) reflectances in [0.01, 0.99] and their names: ``counts`` per family, each with metamers.
+    """(M, 31) reflectances in [0.01, 0.99] and their names: ``counts`` per family, each in ``surfaces`` finishes.
 
-    A metamer adds a random metameric black (reference camera, black body at ``reference_temperature``)
-    of RMS amplitude ``metamer_strength`` × the material's mean reflectance, shrunk if needed to stay in range.
+    Every base spectrum comes as a metameric group of ``surfaces`` members, in surface order: surface 0 is the
+    base itself, surface k > 0 adds that surface's own metameric black d_k (one per surface, shared by all
+    materials; invisible under every one of ``illuminants`` to ``visibility``, see :func:`metameric_blacks`)
+    of RMS ``metamer_strength`` × the material's mean reflectance, shrunk if needed to stay in range. So a
+    group's members render to the same RGB under every scene light, and which one a pixel shows is told
+    only by its surface (texture, see :mod:`sarexp.data.synthetic.arad`), not by its colour.
     """
-    blacks = metameric_blacks(camera_sensitivities(wavelengths), blackbody(reference_temperature, wavelengths),
-                              wavelengths)
+    blacks = metameric_blacks(camera_sensitivities(wavelengths), illuminants, wavelengths, visibility=visibility)
+    signatures = [blacks @ rng.standard_normal(blacks.shape[1]) for _ in range(surfaces - 1)]
+    signatures = [d / np.sqrt(np.mean(d ** 2)) for d in signatures]
     spectra, names = [], []
     for family, count in counts.items():
         if family not in FAMILIES:
@@ -161,11 +179,10 @@ def material_library(
             base = np.clip(FAMILIES[family](rng, wavelengths), 0.01, 0.99)
             spectra.append(base)
             names.append(f"{family}_{index}")
-            for partner in range(metamers_per_material):
-                direction = blacks @ rng.standard_normal(blacks.shape[1])
-                direction *= metamer_strength * base.mean() / np.sqrt(np.mean(direction ** 2))
+            for surface, signature in enumerate(signatures, start=1):
+                direction = metamer_strength * base.mean() * signature
                 room = np.where(direction > 0, (0.99 - base) / np.maximum(direction, 1e-12),
                                 (base - 0.01) / np.maximum(-direction, 1e-12))
                 spectra.append(base + min(1.0, float(room.min())) * direction)
-                names.append(f"{family}_{index}_metamer{partner + 1}")
+                names.append(f"{family}_{index}_metamer{surface}")
     return np.stack(spectra), names

@@ -15,17 +15,18 @@ from sarexp.config.locate import config_dir
 from sarexp.config.schema import register_schema
 
 
-def compose_run(root: Path, run_dir: Path, overrides: list[str]) -> DictConfig:
+def compose_run(root: Path, run_dir: Path, overrides: list[str], keep_hydra: bool = False) -> DictConfig:
     """The config of a run with data under `root`/data and outputs in `run_dir` (the `hydra` node removed, as
-    the task function sees it)."""
+    the task function sees it, unless `keep_hydra`)."""
     register_schema()
     GlobalHydra.instance().clear()
     with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
         cfg = compose("config", overrides=[f"paths.root_dir={root}", f"paths.run_dir={run_dir}", *overrides],
                       return_hydra_config=True)
     HydraConfig.instance().set_config(cfg)
-    with open_dict(cfg):
-        del cfg["hydra"]
+    if not keep_hydra:
+        with open_dict(cfg):
+            del cfg["hydra"]
     return cfg
 
 

@@ -5,14 +5,10 @@ from pathlib import Path
 
 import numpy as np
 import rasterio
-from hydra import compose, initialize_config_dir
-from hydra.core.global_hydra import GlobalHydra
-from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
-from omegaconf import DictConfig, OmegaConf, open_dict
+from omegaconf import DictConfig, OmegaConf
 
-from sarexp.config.locate import config_dir
-from sarexp.config.schema import register_schema
+from inprocess import compose_run
 from sarexp.io.raster import north_up
 
 UTM = north_up(500000.0, 4650000.0, 10.0)
@@ -32,16 +28,7 @@ def write_scene(path: Path, bands: np.ndarray, crs: str | None = "EPSG:32632", t
 
 def compose_experiment(root: Path, overrides: list[str]) -> DictConfig:
     """The config the CLI composes for ``overrides`` (paths under ``root``), as the task function sees it."""
-    register_schema()
-    GlobalHydra.instance().clear()
-    with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
-        cfg = compose("config", overrides=[f"paths.root_dir={root}", f"paths.run_dir={root / 'run'}", *overrides],
-                      return_hydra_config=True)
-    HydraConfig.instance().set_config(cfg)
-    with open_dict(cfg):
-        del cfg["hydra"]
-    GlobalHydra.instance().clear()
-    return cfg
+    return compose_run(root, root / "run", overrides)
 
 
 def engine_factory(cfg: DictConfig):

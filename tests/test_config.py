@@ -5,12 +5,12 @@ from pathlib import Path
 
 import lightning.pytorch as pl
 import pytest
-import torch
 from hydra.utils import instantiate
 
 from sarexp.config.locate import config_dir
 from sarexp.config.validation import validate_config
 from sarexp.errors import ConfigError
+from tiny_experiments import upstream_checkpoints
 from sarexp.tasks.builders import build_callbacks, build_datamodule, build_loggers, build_system, build_trainer
 
 EXPERIMENTS = sorted(path.stem for path in (config_dir() / "experiment").glob("*.yaml"))
@@ -21,36 +21,9 @@ def test_there_are_experiments_to_check():
     assert "ssm4sar" in EXPERIMENTS
 
 
-# Top-level keys by which a later stage takes an earlier stage's checkpoint, and that stage's experiment name
-# within the same family (colorization_ldm[_paper] → colorization_clip[_paper], colorization_vae[_paper]).
-UPSTREAM_STAGES = {"clip_checkpoint": ("_ldm", "_clip"), "vae_checkpoint": ("_ldm", "_vae")}
-
-
-def _upstream_checkpoints(compose_config, experiment: str, directory: Path) -> list[str]:
-    """Overrides that point a later stage at freshly initialised checkpoints of its earlier stages, saved the
-    way their systems save them (with their exports), so the later stage can be instantiated."""
-    overrides = []
-    for key, (stage, upstream_stage) in UPSTREAM_STAGES.items():
-        if stage not in experiment:
-            continue
-        upstream = experiment.replace(stage, upstream_stage)
-        upstream_cfg = compose_config([f"experiment={upstream}"])
-        system, datamodule = build_system(upstream_cfg), build_datamodule(upstream_cfg)
-        datamodule.prepare_data()  # the synthetic default: the tokenizer's vocabulary comes from its prompts
-        for tower in system.children():  # as the system's setup does: the text tower builds its tokenizer
-            if hasattr(tower, "prepare"):
-                tower.prepare(datamodule)
-        checkpoint = {"state_dict": system.state_dict()}
-        system.on_save_checkpoint(checkpoint)
-        path = directory / f"{upstream}.ckpt"
-        torch.save(checkpoint, path)
-        overrides.append(f"{key}={path}")
-    return overrides
-
-
 @pytest.mark.parametrize("experiment", EXPERIMENTS)
 def test_experiment_composes_validates_and_instantiates(compose_config, experiment, tmp_path):
-    upstream = _upstream_checkpoints(compose_config, experiment, tmp_path)
+    upstream = upstream_checkpoints(compose_config, experiment, tmp_path)
     cfg = compose_config([f"experiment={experiment}", "logger=[csv,tensorboard,wandb]", *upstream])
     validate_config(cfg)
     assert isinstance(build_datamodule(cfg), pl.LightningDataModule)

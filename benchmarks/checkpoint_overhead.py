@@ -17,13 +17,9 @@ from typing import Any
 
 import lightning.pytorch as pl
 import torch
-from hydra import compose, initialize_config_dir
-from hydra.core.global_hydra import GlobalHydra
-from hydra.core.hydra_config import HydraConfig
-from omegaconf import DictConfig, open_dict
+from omegaconf import DictConfig
 
-from sarexp.config.locate import config_dir
-from sarexp.config.schema import register_schema
+from sarexp.config.compose import compose_run_config
 from sarexp.tasks.builders import build_datamodule, build_system, build_trainer
 
 
@@ -42,17 +38,9 @@ class StepTimer(pl.Callback):
 
 
 def config(experiment: str, root: Path, steps: int) -> DictConfig:
-    GlobalHydra.instance().clear()
-    with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
-        cfg = compose("config", overrides=[
-            f"experiment={experiment}", f"paths.root_dir={root}", f"paths.run_dir={root / 'run'}",
-            f"trainer.max_steps={steps}", "trainer.limit_val_batches=0", "trainer.enable_progress_bar=false",
-            "trainer.enable_model_summary=false",
-        ], return_hydra_config=True)
-    HydraConfig.instance().set_config(cfg)
-    with open_dict(cfg):
-        del cfg["hydra"]
-    return cfg
+    return compose_run_config(root, root / "run", [
+        f"experiment={experiment}", f"trainer.max_steps={steps}", "trainer.limit_val_batches=0",
+        "trainer.enable_progress_bar=false", "trainer.enable_model_summary=false"])
 
 
 def measure(experiment: str, steps: int, saves: int) -> dict[str, float]:
@@ -82,7 +70,6 @@ def main() -> None:
     parser.add_argument("--experiments", nargs="+", default=["ssm4sar", "pdm_sar_lowres"])
     args = parser.parse_args()
     torch.set_num_threads(1)
-    register_schema()
     print(f"{'experiment':<16} {'step s':>8} {'ckpt MB':>8} {'save s':>8} {'interval':>9} {'share':>8} "
           f"{'share@100 steps':>16}")
     for experiment in args.experiments:

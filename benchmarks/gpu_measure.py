@@ -135,24 +135,9 @@ class StepTimer(pl.Callback):
 
 
 def compose(scale: Scale, overrides: list[str], run_dir: Path | None = None) -> Any:
-    from hydra import compose as hydra_compose
-    from hydra import initialize_config_dir
-    from hydra.core.global_hydra import GlobalHydra
-    from hydra.core.hydra_config import HydraConfig
-    from omegaconf import open_dict
+    from sarexp.config.compose import compose_run_config
 
-    from sarexp.config.locate import config_dir
-    from sarexp.config.schema import register_schema
-
-    register_schema()
-    GlobalHydra.instance().clear()
-    paths = [f"paths.root_dir={scale.workdir}", f"paths.run_dir={run_dir or scale.workdir / 'run'}"]
-    with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
-        cfg = hydra_compose("config", overrides=[*paths, *overrides], return_hydra_config=True)
-    HydraConfig.instance().set_config(cfg)
-    with open_dict(cfg):
-        del cfg["hydra"]
-    return cfg
+    return compose_run_config(scale.workdir, run_dir or scale.workdir / "run", overrides)
 
 
 def timed(step: Callable[[], Any], device: str, repeats: int) -> float:

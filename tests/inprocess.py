@@ -4,30 +4,11 @@ that run many experiments without paying a subprocess start-up for each."""
 from pathlib import Path
 from typing import Any
 
-from hydra import compose, initialize_config_dir
-from hydra.core.global_hydra import GlobalHydra
-from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
-from omegaconf import DictConfig, open_dict
+from omegaconf import DictConfig
 
 from experiment_sizes import QUIET, TINY, ordered, stage_overrides
-from sarexp.config.locate import config_dir
-from sarexp.config.schema import register_schema
-
-
-def compose_run(root: Path, run_dir: Path, overrides: list[str], keep_hydra: bool = False) -> DictConfig:
-    """The config of a run with data under `root`/data and outputs in `run_dir` (the `hydra` node removed, as
-    the task function sees it, unless `keep_hydra`)."""
-    register_schema()
-    GlobalHydra.instance().clear()
-    with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
-        cfg = compose("config", overrides=[f"paths.root_dir={root}", f"paths.run_dir={run_dir}", *overrides],
-                      return_hydra_config=True)
-    HydraConfig.instance().set_config(cfg)
-    if not keep_hydra:
-        with open_dict(cfg):
-            del cfg["hydra"]
-    return cfg
+from sarexp.config.compose import compose_run_config as compose_run
 
 
 def run_task(cfg: DictConfig) -> Any:

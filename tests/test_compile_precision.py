@@ -8,7 +8,7 @@ import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from cli_helpers import TINY, read_metrics, run_cli
-from test_config import _upstream_checkpoints
+from tiny_experiments import upstream_checkpoints
 from sarexp.config.validation import validate_config
 from sarexp.errors import ConfigError
 from sarexp.tasks.builders import build_system
@@ -75,7 +75,7 @@ BF16_RUNS = {
 @pytest.mark.parametrize("experiment", list(BF16_RUNS))
 def test_every_system_trains_in_bf16_mixed(tmp_path, compose_config, experiment):
     run_dir = tmp_path / "run"
-    upstream = _upstream_checkpoints(compose_config, experiment, tmp_path)  # the LDM's frozen text encoder and VAE
+    upstream = upstream_checkpoints(compose_config, experiment, tmp_path)  # the LDM's frozen text encoder and VAE
     result = run_cli([*BF16_RUNS[experiment], *upstream, *QUIET, f"hydra.run.dir={run_dir}"], cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
     assert "bfloat16 Automatic Mixed Precision" in result.stdout + result.stderr

@@ -4,7 +4,8 @@
 `paper` presets keep their own settings (DDP trainer, precision, schedules); only their sizes shrink and
 `data.synthetic=true` points them at generated data instead of a dataset that is not here. The colorization LDMs
 need the text encoder and VAE of earlier stages: `LDM_STAGES` names the experiments whose last checkpoints they
-take, so those run first (`ordered`).
+take, so those run first (`ordered`). Every size gives at least 3 training batches per epoch in one process
+(tests/test_final_checkpoint.py ends a 3-batch run of each).
 """
 
 from pathlib import Path
@@ -23,7 +24,7 @@ _FLOOD = ["data.simulator.folders={train:4,test:2}", "data.simulator.dates=2", "
 _PDM = ["data.image_size=16", "data.generator.counts={train:2,val:1,test:1}", "data.batch_size=4",
         "data.val_batch_size=4", "model.model_channels=8", "model.attention_resolutions=[4]", "diffusion.steps=20",
         "callbacks.diffusion_samples.num_samples=2", "callbacks.diffusion_samples.sampler.steps=2"]
-_INSAR = ["data.image_size=16", "data.generator.counts={train:8,val:4,test:4}", "data.batch_size=4",
+_INSAR = ["data.image_size=16", "data.generator.counts={train:12,val:4,test:4}", "data.batch_size=4",
           "data.val_batch_size=4", "model.model_channels=8", "model.attention_resolutions=[4]", "diffusion.steps=20",
           "callbacks.diffusion_samples.num_samples=2", "callbacks.diffusion_samples.sampler.steps=2"]
 _FEATURES = ["data.image_size=16", "data.batch_size=4", "data.val_batch_size=4", "model.widths=[4,8]",
@@ -61,7 +62,7 @@ TINY: dict[str, list[str]] = {
     "pdm_insar_noise": _INSAR,
     "pdm_insar_phase": _INSAR,
     "pdm_feature_extractor": [*_FEATURES, "data.generator.counts={train:2,val:1,test:1}"],
-    "pdm_feature_extractor_insar": [*_FEATURES, "data.generator.counts={train:8,val:4,test:4}"],
+    "pdm_feature_extractor_insar": [*_FEATURES, "data.generator.counts={train:12,val:4,test:4}"],
     "hsi_mstpp": _MSTPP,
     "hsi_mstpp_paper": [*_MSTPP, "data.synthetic=true", "data.stride=16", "data.pin_memory=false"],
     "hsi_cswin_gan": _GAN,

@@ -81,3 +81,27 @@ def test_a_file_gdal_cannot_open_is_one_line(tmp_path):
     with pytest.raises(DataError, match="not a readable TIFF|not a raster GDAL can read") as error:
         read_tiff_bands(path)
     assert "\n" not in str(error.value) and str(path) in str(error.value)
+
+
+def test_a_cog_that_cannot_be_written_is_one_line_and_leaves_no_partial_file(tmp_path, monkeypatch):
+    """GDAL's COG copy raises its own error class, not rasterio's, when the overview file hits a full disk
+    (seen on an 8192² 31-band HSI scene): it must still be one line, with no half-written output."""
+    from rasterio._err import CPLE_AppDefinedError
+
+    from sarexp.errors import StorageError
+    from sarexp.io import cog
+
+    staged = cog.StagedRaster(tmp_path / "staging.tif", cog.RasterSpec(count=2, dtype="float32", nodata=-1.0),
+                              (64, 64), rasterio.crs.CRS.from_epsg(32632), north_up(500000.0, 4650000.0, 10.0))
+    staged.write(np.ones((2, 64, 64), dtype=np.float32), 0, 0)
+
+    def full_disk(source, target, **options):
+        Path(target).write_bytes(b"partial")
+        raise CPLE_AppDefinedError(1, 1, ".out.tif.cog-tmp.ovr.tmp: WriteEncodedTile/Strip() failed.")
+
+    monkeypatch.setattr(cog.rasterio.shutil, "copy", full_disk)
+    with pytest.raises(StorageError) as raised:
+        staged.publish(tmp_path / "out.tif", compress="deflate")
+    message = str(raised.value)
+    assert "\n" not in message and str(tmp_path / "out.tif") in message and "GiB free" in message
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["staging.tif"]

@@ -9,6 +9,7 @@ where no value is free to mean nodata) travel into the COG.
 """
 
 import os
+import shutil
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,13 +18,13 @@ import numpy as np
 import rasterio
 import rasterio.shutil
 from rasterio.crs import CRS
-from rasterio.errors import NotGeoreferencedWarning, RasterioError
+from rasterio.errors import NotGeoreferencedWarning
 from rasterio.transform import Affine
 from rasterio.windows import Window
 
 from sarexp.errors import StorageError
 from sarexp.io.atomic import describe_write_error
-from sarexp.io.raster import GDAL_ENV, gdal_reason
+from sarexp.io.raster import GDAL_ENV, GDAL_ERRORS, gdal_reason
 
 STAGING_OPTIONS = {"tiled": True, "blockxsize": 512, "blockysize": 512, "compress": "zstd", "zstd_level": 1,
                    "bigtiff": "if_safer"}
@@ -62,7 +63,7 @@ class StagedRaster:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", NotGeoreferencedWarning)
                 self.dataset = rasterio.open(staging, "w", **profile)
-        except (RasterioError, OSError) as error:
+        except (*GDAL_ERRORS, OSError) as error:
             self._env.__exit__(None, None, None)
             raise StorageError(f"could not create {staging} ({gdal_reason(error)}); free space or fix permissions, "
                                "then rerun") from None
@@ -80,7 +81,7 @@ class StagedRaster:
             self.dataset.write(values.astype(self.spec.dtype, copy=False), window=window)
             if self.spec.nodata is None and valid is not None:
                 self.dataset.write_mask(np.where(valid, 255, 0).astype(np.uint8), window=window)
-        except (RasterioError, OSError) as error:
+        except (*GDAL_ERRORS, OSError) as error:
             self.close()
             raise StorageError(f"could not write {self.staging} ({gdal_reason(error)}); free space, then rerun: "
                                "the finished tiles are kept") from None
@@ -107,8 +108,10 @@ class StagedRaster:
         except OSError as error:
             temporary.unlink(missing_ok=True)
             raise StorageError(describe_write_error(path, error)) from None
-        except RasterioError as error:
+        except GDAL_ERRORS as error:
             temporary.unlink(missing_ok=True)
-            raise StorageError(f"could not write {path} ({gdal_reason(error)}); free space or fix permissions, then "
-                               "rerun: the finished tiles are kept") from None
+            free_gib = shutil.disk_usage(path.parent).free / 2**30
+            raise StorageError(f"could not write {path} ({gdal_reason(error)}; {free_gib:.1f} GiB free there, and the "
+                               "COG driver needs room for its overviews): free space or fix permissions, then rerun: "
+                               "the finished tiles are kept") from None
         self.staging.unlink(missing_ok=True)

@@ -25,6 +25,7 @@ import numpy as np
 import rasterio
 import tifffile
 from rasterio.crs import CRS
+from rasterio._err import CPLE_BaseError
 from rasterio.errors import NotGeoreferencedWarning, RasterioError
 from rasterio.transform import Affine
 from rasterio.windows import Window
@@ -33,6 +34,11 @@ from sarexp.errors import DataError, first_line
 
 TIFF_SUFFIXES = (".tif", ".tiff")
 GDAL_ENV = {"GDAL_CACHEMAX": 64, "GDAL_NUM_THREADS": 1}  # MB of block cache: bounded memory per process
+
+
+# What a failing GDAL call raises: rasterio's own errors, or GDAL's error classes unwrapped (a COG copy whose
+# overview file hits a full disk raises CPLE_AppDefinedError directly).
+GDAL_ERRORS = (RasterioError, CPLE_BaseError)
 
 
 def gdal_reason(error: BaseException) -> str:
@@ -75,7 +81,7 @@ def open_raster(path: str | os.PathLike[str]) -> Iterator[Any]:
         warnings.simplefilter("ignore", NotGeoreferencedWarning)
         try:
             dataset = rasterio.open(path)
-        except RasterioError as error:
+        except GDAL_ERRORS as error:
             raise DataError(f"{path}: not a raster GDAL can read (truncated or corrupt? {gdal_reason(error)}); "
                             "replace it") from None
         with dataset:
@@ -122,7 +128,7 @@ def read_window(dataset: Any, window: Window, bands: list[int], path: str | os.P
     try:
         values[target] = dataset.read(bands, window=inside)
         masks = dataset.read_masks(bands, window=inside)
-    except RasterioError as error:
+    except GDAL_ERRORS as error:
         raise DataError(f"{path}: cannot read rows {top}:{bottom}, columns {left}:{right} (truncated or "
                         f"corrupt? {gdal_reason(error)}); replace the file") from None
     inner = (masks > 0).all(axis=0)
@@ -195,7 +201,7 @@ def _decoded(path: Path, name: str, page_axes: str = "SYX") -> np.ndarray:
         try:
             with rasterio.open(name) as dataset:
                 array = dataset.read()
-        except RasterioError as error:
+        except GDAL_ERRORS as error:
             raise DataError(f"{path}: not a readable TIFF (truncated or corrupt? {gdal_reason(error)}); replace it or "
                             "regenerate the dataset") from None
     if array.shape[0] == 1 and "S" not in page_axes:

@@ -14,6 +14,8 @@ import lightning.pytorch as pl
 import torch
 from torch.utils.data import DataLoader
 
+from s4d_kernel import median_ms
+
 if TYPE_CHECKING:
     from gpu_suite import Scale
 
@@ -142,15 +144,7 @@ def compose(scale: Scale, overrides: list[str], run_dir: Path | None = None) -> 
 
 def timed(step: Callable[[], Any], device: str, repeats: int) -> float:
     """Median seconds of `step` after one warm-up call."""
-    step()
-    times = []
-    for _ in range(repeats):
-        synchronize(device)
-        start = time.perf_counter()
-        step()
-        synchronize(device)
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+    return median_ms(step, repeats, warmup=1, device=torch.device(device)) / 1e3
 
 
 def largest_fitting(batch: int, measure: Callable[[int], Row]) -> Row:
